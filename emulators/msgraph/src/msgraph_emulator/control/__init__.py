@@ -1,0 +1,1 @@
+"""Emulator-only control API under ``/_emulator``: what users and Microsoft do behind the scenes."""
