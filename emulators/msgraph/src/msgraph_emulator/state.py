@@ -1,11 +1,14 @@
 """The emulator's whole in-memory state, composed of one part per area.
 
-Ownership: ``directory`` (tenants, users, app registrations, consents, codes and refresh tokens)
-belongs to the identity platform (``identity/``); ``mailboxes`` (calendars, events, delta state) to
-the Graph calendar part (``graph/``); ``subscriptions`` (subscriptions, deliveries, faults,
-throttling) to the change-notification part. Parts talk through ``changes``: the calendar part
-emits one :class:`~msgraph_emulator.changes.Change` per created/updated/deleted event and the
-notification part listens.
+Ownership: ``users`` is shared. The identity platform (``identity/``) owns its part (app
+registrations, consents, authorization codes, refresh tokens); the Graph calendar part owns
+``mailboxes`` (calendars, events, delta state); the change-notification part owns
+``subscriptions`` (subscriptions, deliveries, faults, throttling). Parts talk through
+``changes``: the calendar part emits one :class:`~msgraph_emulator.changes.Change` per
+created/updated/deleted event and the notification part listens.
+
+Every part offers ``reset()``, ``dump() -> dict`` and ``load(dict)``; a state file (seed or dump)
+is ``{"users": [...], "<part>": {...}, ...}`` with one top-level key per part.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 from msgraph_emulator.changes import ChangeFeed
 from msgraph_emulator.graph.auth import SigningKey
 from msgraph_emulator.settings import EmulatorSettings
+from msgraph_emulator.users import UserRegistry
 
 
 @dataclass
@@ -22,3 +26,4 @@ class EmulatorState:
     settings: EmulatorSettings
     signing_key: SigningKey = field(default_factory=SigningKey.generate)
     changes: ChangeFeed = field(default_factory=ChangeFeed)
+    users: UserRegistry = field(default_factory=UserRegistry)
