@@ -36,6 +36,23 @@ class EmulatorSettings(BaseSettings):
     mailbox_requests_per_10min: int = 10_000
     max_page_size: int = 50
 
+    # Change notifications (see docs/notifications.md)
+    #: Sandbox only: accept ``http://`` notification URLs whose host is a loopback address.
+    allow_http_notification_urls: bool = True
+    #: CA bundle trusted when delivering to ``https://`` notification URLs (None: system store).
+    notification_ca_file: Path | None = None
+    validation_timeout_s: float = 10.0
+    notification_batch_max: int = 100
+    #: Concurrent POSTs per notification URL.
+    notification_senders_per_url: int = 4
+    notification_backoff_initial_s: float = 2.0
+    notification_backoff_max_s: float = 300.0
+    #: ``reauthorizationRequired`` is sent this long before a subscription expires.
+    reauthorization_notice_s: float = 600.0
+    subscription_sweep_interval_s: float = 1.0
+    deliveries_log_max: int = 10_000
+    batch_max_requests: int = 20
+
     log_level: str = "INFO"
 
     @property

@@ -1,0 +1,112 @@
+"""RFC 9457 problem details with a stable ``code``; one middleware per app renders them."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger(__name__)
+
+
+class Problem(Exception):
+    """An error a client can act on: HTTP status, stable machine ``code``, human ``detail``."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.extensions = extensions
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": f"https://calsync.dev/problems/{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        if instance:
+            body["instance"] = instance
+        body.update(self.extensions)
+        return body
+
+
+def problem_response(problem: Problem, request: web.Request | None = None) -> web.Response:
+    return web.Response(
+        status=problem.status,
+        text=json.dumps(problem.body(request.path if request else None)),
+        content_type=PROBLEM_JSON,
+    )
+
+
+#: Maps a domain exception type to the Problem it becomes (the service supplies its table).
+ProblemMapper = Callable[[Exception], Problem]
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable_content",
+    429: "too_many_requests",
+    503: "service_unavailable",
+}
+
+
+def problem_middleware(
+    mappers: Mapping[type[Exception], ProblemMapper] | None = None,
+) -> Callable[[web.Request, Handler], Any]:
+    """Domain exceptions (via ``mappers``), aiohttp errors and crashes all become problem+json."""
+    table = dict(mappers or {})
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Problem as problem:
+            return problem_response(problem, request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            code = _HTTP_CODES.get(exc.status, "http_error")
+            return problem_response(Problem(exc.status, code, exc.reason), request)
+        except Exception as exc:
+            for exc_type, mapper in table.items():
+                if isinstance(exc, exc_type):
+                    return problem_response(mapper(exc), request)
+            log.exception("unhandled error", extra={"path": request.path})
+            return problem_response(
+                Problem(500, "internal_error", "Internal Server Error"), request
+            )
+
+    return middleware
+
+
+async def read_json(request: web.Request) -> Any:
+    """The JSON body, or a 400/415 problem (never a crash on bad input)."""
+    if request.content_type != "application/json":
+        raise Problem(415, "unsupported_media_type", "Expected application/json")
+    try:
+        return await request.json()
+    except ValueError as exc:
+        raise Problem(400, "malformed_json", "Body is not valid JSON", str(exc)) from exc

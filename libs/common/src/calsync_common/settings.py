@@ -1,0 +1,74 @@
+"""Settings base shared by the services: one typed object per service, built once in ``main()``.
+
+Infrastructure shared by every process (environment, Kafka, telemetry) is read from ``CALSYNC_*``
+variables; each service adds its own fields under its own prefix (``CONNECTOR_``, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import BaseModel, Field, PostgresDsn, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "test", "production"]
+
+#: Values that mean "nobody set this": refused outside development.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "change_me", "secret", "password", "dev", "development", "xxx"}
+)
+
+
+class PlatformSettings(BaseSettings):
+    """What every calsync process shares, from ``CALSYNC_*`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="CALSYNC_", extra="ignore", frozen=True)
+
+    environment: Environment = "development"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    #: OTLP/HTTP endpoint for traces and metrics; telemetry export is off when unset.
+    otlp_endpoint: str | None = None
+    log_level: str = "INFO"
+
+
+class HttpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(ge=0, le=65535)
+
+
+def is_placeholder(secret: SecretStr) -> bool:
+    value = secret.get_secret_value().strip().lower()
+    return value in PLACEHOLDER_SECRETS or value.startswith(("dev-", "insecure"))
+
+
+class ServiceSettings(BaseSettings):
+    """Base of every service's settings. Subclasses set ``env_prefix`` and add their fields.
+
+    Any ``SecretStr`` field holding a placeholder is refused unless the environment is
+    ``development``, so a forgotten secret cannot reach production or a shared test stack.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, env_nested_delimiter="__")
+
+    platform: PlatformSettings = Field(default_factory=PlatformSettings)
+    http: HttpSettings
+    database_url: PostgresDsn
+    #: Apply the service's migrations at start-up (``make migrate`` does it explicitly).
+    migrate_on_start: bool = True
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Self:
+        if self.platform.environment == "development":
+            return self
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and is_placeholder(value):
+                raise ValueError(
+                    f"{name} holds a placeholder secret; set a real value for the "
+                    f"{self.platform.environment} environment"
+                )
+        return self
+
+    @property
+    def dsn(self) -> str:
+        return str(self.database_url)
