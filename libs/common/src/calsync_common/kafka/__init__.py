@@ -1,0 +1,1 @@
+"""Kafka plumbing: idempotent producer, consumer runner with offsets in PostgreSQL, topics."""
