@@ -1,1 +1,1 @@
-"""calsync_availability."""
+"""calsync availability: busy-slot projections, availability and bookings (no double booking)."""

@@ -1,1 +1,1 @@
-"""calsync_connector."""
+"""calsync connector: OAuth with MSAL, token custody, connections and calendar settings."""

@@ -1,1 +1,1 @@
-"""calsync_sync_worker."""
+"""calsync sync-worker: Graph webhooks, subscriptions, delta sync and write-back of bookings."""

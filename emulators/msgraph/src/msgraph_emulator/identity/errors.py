@@ -255,3 +255,19 @@ def consent_required(client_id: str, app_name: str) -> IdentityError:
         "user and resource.",
         suberror="consent_required",
     )
+
+
+def unknown_user(login: str, tenant: str) -> IdentityError:
+    return IdentityError(
+        "invalid_request",
+        50034,
+        f"The user account {login} does not exist in the {tenant} directory. To sign into this "
+        "application, the account must be added to the directory.",
+        page_only=True,
+    )
+
+
+def login_required() -> IdentityError:
+    return IdentityError(
+        "login_required", 50058, "A silent sign-in request was sent but no user is signed in."
+    )

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ _HTTP_CODES = {
 
 def problem_middleware(
     mappers: Mapping[type[Exception], ProblemMapper] | None = None,
-) -> Callable[[web.Request, Handler], Any]:
+) -> Middleware:
     """Domain exceptions (via ``mappers``), aiohttp errors and crashes all become problem+json."""
     table = dict(mappers or {})
 

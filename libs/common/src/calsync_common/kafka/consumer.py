@@ -138,8 +138,11 @@ class ConsumerRunner:
         await self.consumer.start()
         self.consumer.subscribe(list(self.config.topics), listener=_SeekToStored(self))
 
-    async def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Stop taking work: the loop ends after the batch in flight is committed."""
         self._stopping.set()
+
+    async def close(self) -> None:
         await self.consumer.stop()
 
     async def run(self) -> None:

@@ -1,0 +1,1 @@
+"""Pure domain model: no aiohttp, aiokafka or asyncpg here."""

@@ -1,0 +1,1 @@
+"""I/O: SQL, Kafka, HTTP clients."""

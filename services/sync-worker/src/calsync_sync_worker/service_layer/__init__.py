@@ -1,0 +1,1 @@
+"""Handlers of commands and events; units of work."""
