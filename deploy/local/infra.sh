@@ -84,6 +84,7 @@ is_root() { [[ "$(id -u)" -eq 0 ]]; }
 
 # port_open HOST PORT: something accepts TCP connections there.
 port_open() {
+  # shellcheck disable=SC2016 # $1/$2 expand in the inner shell
   timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
 }
 
@@ -674,6 +675,23 @@ pg_status() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Fail before starting anything if a port we need is held by someone else.
+preflight_ports() {
+  local port
+  if ! kafka_pid >/dev/null; then
+    for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+      if port_open "$KAFKA_HOST" "$port"; then
+        port_owner "$port" >&2
+        die "port $KAFKA_HOST:$port is in use by a process that is not this repo's Kafka. Stop it or pick free ports, e.g. KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 $0 up"
+      fi
+    done
+  fi
+  if ! pg_pid >/dev/null && port_open "$PGHOST" "$PGPORT"; then
+    port_owner "$PGPORT" >&2
+    die "port $PGHOST:$PGPORT is in use by a process that is not this repo's PostgreSQL (a system cluster? see pg_lsclusters). Stop it or use another port, e.g. PGPORT=55432 $0 up"
+  fi
+}
+
 usage() {
   sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
@@ -685,6 +703,7 @@ main() {
     up)
       validate_settings
       mkdir -p "$CACHE_DIR/kafka" "$RUN_DIR"
+      preflight_ports
       pg_up
       kafka_up
       print_env

@@ -6,8 +6,10 @@ too once the TLS part lands.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -77,3 +79,78 @@ def token_for(state: EmulatorState) -> Callable[..., str]:
         )
 
     return _mint
+
+
+class Webhook:
+    """A notification receiver on 127.0.0.1: answers validation, records what Graph POSTs.
+
+    ``/hook`` and ``/lifecycle`` behave like a correct receiver (202 for notifications);
+    ``fail_next`` makes the next POSTs answer 503; ``/wrong-echo`` echoes the still-encoded token.
+    """
+
+    def __init__(self) -> None:
+        from aiohttp import web
+
+        self.changes: list[dict[str, Any]] = []
+        self.lifecycle: list[dict[str, Any]] = []
+        self.posts: list[dict[str, Any]] = []
+        self.validations: list[tuple[str, str, str]] = []  # (path, token, content-type)
+        self.fail_next = 0
+        self.cond = asyncio.Condition()
+        self.server: TestServer | None = None
+        self.app = web.Application()
+        self.app.router.add_post("/{name}", self._handle)
+
+    async def _handle(self, request: Any) -> Any:
+        from aiohttp import web
+
+        token = request.query.get("validationToken")
+        name = request.match_info["name"]
+        if token is not None:
+            self.validations.append((name, token, request.headers.get("Content-Type", "")))
+            if name == "wrong-echo":
+                return web.Response(text=request.query_string.split("=", 1)[1])
+            if name == "refuse":
+                return web.Response(status=403)
+            return web.Response(text=token, content_type="text/plain")
+        body = await request.json()
+        async with self.cond:
+            self.posts.append({"path": name, "query": dict(request.query), "body": body})
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                self.cond.notify_all()
+                return web.Response(status=503)
+            target = self.lifecycle if name == "lifecycle" else self.changes
+            target.extend(body["value"])
+            self.cond.notify_all()
+        return web.Response(status=202)
+
+    def url(self, path: str = "/hook") -> str:
+        assert self.server is not None
+        return str(self.server.make_url(path))
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        async with self.cond:
+            await asyncio.wait_for(self.cond.wait_for(predicate), timeout)
+
+
+@pytest.fixture
+async def webhook() -> AsyncIterator[Webhook]:
+    hook = Webhook()
+    hook.server = TestServer(hook.app, host="127.0.0.1")
+    await hook.server.start_server()
+    try:
+        yield hook
+    finally:
+        await hook.server.close()
+
+
+@pytest.fixture
+def auth_headers(make_user: Callable[..., User], token_for: Callable[..., str]) -> Callable[..., Any]:
+    """``(user=None, **token_kwargs) -> (user, headers)``: a user (new unless given) and a bearer."""
+
+    def _make(user: User | None = None, **kwargs: Any) -> tuple[User, dict[str, str]]:
+        who = user or make_user()
+        return who, {"Authorization": f"Bearer {token_for(who, **kwargs)}"}
+
+    return _make

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from msgraph_emulator import seed
+from msgraph_emulator.appkeys import STATE as STATE
+from msgraph_emulator.control import identity_apps, identity_users, state_routes
+from msgraph_emulator.graph import me
 from msgraph_emulator.graph.errors import graph_errors
+from msgraph_emulator.graph.subscriptions_setup import setup_subscriptions
+from msgraph_emulator.identity import routes as identity_routes
 from msgraph_emulator.settings import EmulatorSettings
 from msgraph_emulator.state import EmulatorState
-
-STATE = web.AppKey("state", EmulatorState)
 
 
 async def healthz(_: web.Request) -> web.Response:
@@ -17,8 +21,18 @@ async def healthz(_: web.Request) -> web.Response:
 
 def init_app(settings: EmulatorSettings, state: EmulatorState | None = None) -> web.Application:
     app = web.Application(middlewares=[graph_errors])
-    app[STATE] = state or EmulatorState(settings=settings)
+    if state is None:
+        state = EmulatorState(settings=settings)
+        # A fresh emulator starts with the seed file or the built-in sandbox (see README).
+        seed.seed(state)
+    app[STATE] = state
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", healthz)
     # Each part registers its routes here (identity, graph calendars, subscriptions, control).
+    setup_subscriptions(app, app[STATE])
+    identity_routes.setup_routes(app)
+    me.setup_routes(app)
+    identity_users.setup_routes(app)
+    identity_apps.setup_routes(app)
+    state_routes.setup_routes(app)
     return app

@@ -136,7 +136,7 @@ class Dispatcher:
             ) as response:
                 status = response.status
                 await response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         ok = status is not None and 200 <= status < 300
         self.store.deliveries.record(
@@ -144,7 +144,9 @@ class Dispatcher:
                 url=box.url,
                 kind=box.kind,
                 at=format_utc(utc_now()),
-                notification_ids=[str(p.item.get("id") or p.item.get("lifecycleEvent")) for p in batch],
+                notification_ids=[
+                    str(p.item.get("id") or p.item.get("lifecycleEvent")) for p in batch
+                ],
                 subscription_ids=sorted({p.subscription_id for p in batch}),
                 status=status,
                 error=error if ok or error else f"HTTP {status}",
@@ -158,8 +160,10 @@ class Dispatcher:
 
     def _retry_or_drop(self, box: Outbox, pending: Pending) -> None:
         s = self.settings
-        delay = min(s.notification_backoff_initial_s * 2 ** (pending.attempts - 1),
-                    s.notification_backoff_max_s)
+        delay = min(
+            s.notification_backoff_initial_s * 2 ** (pending.attempts - 1),
+            s.notification_backoff_max_s,
+        )
         if time.monotonic() + delay - pending.first_at > s.notification_retry_for_s:
             self.store.deliveries.record_dropped(
                 {**pending.item, "attempts": pending.attempts, "url": box.url}

@@ -145,7 +145,9 @@ async def update(request: web.Request) -> web.Response:
         session = engine.dispatcher.session
         assert session is not None
         await validate_endpoint(
-            session, req.notification_url, engine.settings.validation_timeout_s,
+            session,
+            req.notification_url,
+            engine.settings.validation_timeout_s,
             engine.store.deliveries,
         )
         sub.notification_url = req.notification_url

@@ -7,7 +7,6 @@ URL-decoded token.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
@@ -49,11 +48,7 @@ async def _probe(session: aiohttp.ClientSession, url: str, timeout_s: float) -> 
         allow_redirects=False,
     ) as response:
         text = await response.text()
-        ok = (
-            response.status == 200
-            and response.content_type == "text/plain"
-            and text == token
-        )
+        ok = response.status == 200 and response.content_type == "text/plain" and text == token
         return response.status, "" if ok else f"unexpected answer (status {response.status})"
 
 
@@ -65,7 +60,7 @@ async def validate_endpoint(
     status: int | None = None
     try:
         status, error = await _probe(session, url, timeout_s)
-    except (aiohttp.ClientError, asyncio.TimeoutError, UnicodeDecodeError) as exc:
+    except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError) as exc:
         error = f"{type(exc).__name__}: {exc}"
     log.record(
         Attempt(

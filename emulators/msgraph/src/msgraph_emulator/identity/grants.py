@@ -14,6 +14,7 @@ from urllib.parse import unquote_plus
 from msgraph_emulator.identity import errors, scopes
 from msgraph_emulator.identity.apps import AppRegistration
 from msgraph_emulator.identity.store import DAY_S, IdentityStore
+from msgraph_emulator.identity.tenants import Authority
 from msgraph_emulator.identity.tokens import Issued, b64url
 from msgraph_emulator.users import UserRegistry
 
@@ -22,11 +23,15 @@ from msgraph_emulator.users import UserRegistry
 class GrantContext:
     store: IdentityStore
     users: UserRegistry
+    #: The ``{tenant}`` of the token endpoint; it must admit the user like authorize did.
+    authority: Authority
     now: float
     inactivity_days: int
 
 
-def client_credentials(form: Mapping[str, str], authorization: str | None) -> tuple[str, str | None]:
+def client_credentials(
+    form: Mapping[str, str], authorization: str | None
+) -> tuple[str, str | None]:
     """``client_secret_post`` or ``client_secret_basic`` (both advertised in discovery)."""
     scheme, _, encoded = (authorization or "").partition(" ")
     if scheme.lower() == "basic" and encoded:
@@ -78,6 +83,8 @@ def redeem_code(form: Mapping[str, str], app: AppRegistration, ctx: GrantContext
     user = ctx.users.get(code.user_id)
     if user is None:
         raise errors.invalid_grant("The user no longer exists.")
+    if not ctx.authority.allows(user):
+        raise ctx.authority.refusal(user)
     code.redeemed = True
     granted = frozenset(code.scopes) - {scopes.DEFAULT}
     if scopes.DEFAULT in code.scopes:
@@ -126,6 +133,8 @@ def redeem_refresh_token(
     user = ctx.users.get(token.user_id)
     if user is None:
         raise errors.invalid_grant("The user no longer exists.")
+    if not ctx.authority.allows(user):
+        raise ctx.authority.refusal(user)
     requested = (
         scopes.parse(form["scope"], app.client_id) if form.get("scope") else frozenset(token.scopes)
     )

@@ -55,6 +55,7 @@ def render(scopes: Iterable[str]) -> str:
     """Space-separated, Graph permissions first, then OIDC scopes, each group sorted."""
     items = set(scopes)
     return " ".join(
-        sorted(items & GRAPH_SCOPES) + [s for s in ("openid", "profile", "email") if s in items]
+        sorted(items & GRAPH_SCOPES)
+        + [s for s in ("openid", "profile", "email") if s in items]
         + (["offline_access"] if "offline_access" in items else [])
     )

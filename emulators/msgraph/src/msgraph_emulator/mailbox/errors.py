@@ -14,7 +14,9 @@ class MailboxError(Exception):
 
 
 def not_found() -> MailboxError:
-    return MailboxError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+    return MailboxError(
+        404, "ErrorItemNotFound", "The specified object was not found in the store."
+    )
 
 
 def malformed_id() -> MailboxError:
@@ -22,7 +24,9 @@ def malformed_id() -> MailboxError:
 
 
 def access_denied() -> MailboxError:
-    return MailboxError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+    return MailboxError(
+        403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+    )
 
 
 def invalid_request(message: str) -> MailboxError:

@@ -10,7 +10,7 @@ from msgraph_emulator.mailbox.model import Event, Instance
 from msgraph_emulator.mailbox.recurrence import occurrences
 
 
-def _key(original_start: datetime) -> int:
+def start_key(original_start: datetime) -> int:
     return int(original_start.astimezone(UTC).timestamp())
 
 
@@ -21,14 +21,14 @@ def single(event: Event) -> Instance:
 def occurrence_at(master: Event, original_start: datetime) -> Instance | None:
     """The live instance (occurrence or exception) that started at ``original_start``."""
     assert master.recurrence is not None
-    key = _key(original_start)
+    key = start_key(original_start)
     if key in master.cancelled:
         return None
     exception = master.exceptions.get(key)
     if exception is not None:
         return _exception(master, exception)
     for start, end in occurrences(master.recurrence, master.start, master.end):
-        k = _key(start)
+        k = start_key(start)
         if k == key:
             return _occurrence(master, start, end)
         if k > key:
@@ -57,7 +57,7 @@ def series_in_window(master: Event, lo: datetime, hi: datetime) -> Iterator[Inst
     for start, end in occurrences(master.recurrence, master.start, master.end):
         if start.astimezone(UTC) >= hi:
             break
-        key = _key(start)
+        key = start_key(start)
         if key in master.cancelled or key in master.exceptions:
             continue
         if _overlaps(start, end, lo, hi):

@@ -11,7 +11,12 @@ _ENUMS: dict[str, tuple[str, ...]] = {
     "importance": ("low", "normal", "high"),
     "sensitivity": ("normal", "personal", "private", "confidential"),
     "showAs": ("free", "tentative", "busy", "oof", "workingElsewhere", "unknown"),
-    "onlineMeetingProvider": ("unknown", "teamsForBusiness", "skypeForBusiness", "skypeForConsumer"),
+    "onlineMeetingProvider": (
+        "unknown",
+        "teamsForBusiness",
+        "skypeForBusiness",
+        "skypeForConsumer",
+    ),
 }
 _BOOLS = (
     "isReminderOn",
@@ -83,7 +88,10 @@ def _email(value: Any) -> dict[str, str]:
     addr = value.get("emailAddress") if isinstance(value, dict) else None
     if not isinstance(addr, dict):
         raise body_read("Invalid recipient: emailAddress is required.")
-    return {"name": str(addr.get("name") or addr.get("address") or ""), "address": str(addr.get("address") or "")}
+    return {
+        "name": str(addr.get("name") or addr.get("address") or ""),
+        "address": str(addr.get("address") or ""),
+    }
 
 
 def _attendee(value: Any) -> dict[str, Any]:
@@ -100,7 +108,10 @@ def _location(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise body_read("Invalid location.")
     name = str(value.get("displayName") or "")
-    loc: dict[str, Any] = {"displayName": name, "locationType": value.get("locationType") or "default"}
+    loc: dict[str, Any] = {
+        "displayName": name,
+        "locationType": value.get("locationType") or "default",
+    }
     if name:
         loc |= {"uniqueId": value.get("uniqueId") or name, "uniqueIdType": "private"}
     else:
@@ -135,7 +146,10 @@ def _prop(name: str, value: Any) -> Any:  # noqa: C901 (a flat dispatch)
     if name == "organizer":
         return {"emailAddress": _email(value)}
     if name == "responseStatus":
-        return {"response": str(value.get("response") or "none"), "time": str(value.get("time") or "0001-01-01T00:00:00Z")}
+        return {
+            "response": str(value.get("response") or "none"),
+            "time": str(value.get("time") or "0001-01-01T00:00:00Z"),
+        }
     raise _unknown(name)
 
 

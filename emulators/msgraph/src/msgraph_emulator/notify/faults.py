@@ -60,7 +60,6 @@ class FaultConfig:
         return cls(**data)
 
 
-
 class FaultRegistry:
     def __init__(self) -> None:
         self.global_config = FaultConfig()

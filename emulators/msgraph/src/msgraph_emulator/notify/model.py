@@ -12,8 +12,8 @@ TLS_VERSIONS = frozenset({"v1_0", "v1_1", "v1_2", "v1_3"})
 
 _GUIDISH = r"[^/'()?#]+"
 _RESOURCE_PATTERNS = (
-    re.compile(rf"^me/events$", re.IGNORECASE),
-    re.compile(rf"^me/calendar/events$", re.IGNORECASE),
+    re.compile(r"^me/events$", re.IGNORECASE),
+    re.compile(r"^me/calendar/events$", re.IGNORECASE),
     re.compile(rf"^me/calendars/(?P<calendar>{_GUIDISH})/events$", re.IGNORECASE),
     re.compile(rf"^users/(?P<user>{_GUIDISH})/events$", re.IGNORECASE),
     re.compile(rf"^users/(?P<user>{_GUIDISH})/calendar/events$", re.IGNORECASE),

@@ -1,0 +1,58 @@
+# The command surface for people and CI. `make up` runs everything; `make test` proves it.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+INFRA := deploy/local/infra.sh
+# Runs a command with the local stack's settings (CALSYNC_KAFKA_BOOTSTRAP, *_DATABASE_URL, ...).
+WITH_ENV := deploy/local/with-env.sh
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+PYTEST_ARGS ?=
+
+.PHONY: help install up down test lint fmt bench infra-up infra-down migrate schemas logs
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+install: ## install uv when missing, then the workspace (one lock file)
+	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet --user uv
+	@$(UV) sync --frozen --all-packages
+
+infra-up: ## start real Kafka (KRaft) and PostgreSQL from nothing; idempotent
+	@bash $(INFRA) up
+
+infra-down: ## stop Kafka and PostgreSQL; leaves no process behind
+	@bash $(INFRA) down
+
+migrate: install infra-up ## apply every service's database migrations
+	@$(WITH_ENV) $(UV) run python deploy/local/migrate.py
+
+up: install infra-up ## run the whole system on the sandbox (emulator + 3 services), Ctrl-C stops
+	@$(WITH_ENV) $(UV) run honcho start -f Procfile
+
+down: infra-down ## stop everything make up started
+	@pkill -f 'python -m (msgraph_emulator|calsync_connector|calsync_sync_worker|calsync_availability)' || true
+
+test: install infra-up ## every test (unit, integration, e2e) against the real local stack
+	@$(WITH_ENV) $(UV) run python -m calsync_common.contracts.render --check .
+	@$(WITH_ENV) CALSYNC_REQUIRE_INFRA=1 $(UV) run pytest $(PYTEST_ARGS)
+
+lint: install ## ruff (lint + format check) and mypy strict
+	@$(UV) run ruff check .
+	@$(UV) run ruff format --check .
+	@$(UV) run mypy libs/common/src services/connector/src services/sync-worker/src services/availability/src emulators/msgraph/src
+
+fmt: install ## format and fix what ruff can
+	@$(UV) run ruff check --fix .
+	@$(UV) run ruff format .
+
+schemas: install ## render docs/events.md and docs/schemas/*.json from the contracts
+	@$(UV) run python -m calsync_common.contracts.render .
+
+bench: install infra-up ## physical-limit baselines and emulator speed, JSON under bench/results/
+	@mkdir -p bench/results
+	@$(WITH_ENV) $(UV) run python bench/baseline.py --out bench/results/baseline.json
+	@$(UV) run python bench/emulator_bench.py --out bench/results/emulator.json
+
+logs: ## follow the infrastructure logs
+	@tail -n 50 -F .run/kafka/logs/*.log .run/postgres/*.log

@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+# msgraph: `python -m msgraph_emulator`. Build from the repository root:
+#   docker build -f deploy/docker/msgraph.Dockerfile .
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+
+RUN pip install --no-cache-dir uv \
+    && useradd --system --create-home --home-dir /home/calsync --uid 10001 calsync
+
+WORKDIR /app
+
+# Dependencies first (cached until uv.lock or a pyproject.toml changes).
+COPY pyproject.toml uv.lock ./
+COPY libs/common/pyproject.toml libs/common/
+COPY services/connector/pyproject.toml services/connector/
+COPY services/sync-worker/pyproject.toml services/sync-worker/
+COPY services/availability/pyproject.toml services/availability/
+COPY emulators/msgraph/pyproject.toml emulators/msgraph/
+RUN uv sync --frozen --no-dev --package calsync-msgraph-emulator --no-install-workspace
+
+# Then the workspace sources, installed into the same environment.
+COPY libs/ libs/
+COPY services/ services/
+COPY emulators/ emulators/
+RUN uv sync --frozen --no-dev --package calsync-msgraph-emulator
+
+ENV PATH="/app/.venv/bin:$PATH"
+ENV MSGRAPH_EMU_HOST=0.0.0.0 \
+    MSGRAPH_EMU_DATA_DIR=/data
+RUN mkdir -p /data && chown calsync: /data
+VOLUME /data
+USER calsync
+EXPOSE 8443
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+    CMD python -c "import ssl, sys, urllib.request; ctx = ssl._create_unverified_context(); sys.exit(0 if urllib.request.urlopen('https://127.0.0.1:8443/healthz', context=ctx, timeout=2).status == 200 else 1)"
+CMD ["python", "-m", "msgraph_emulator"]

@@ -1,0 +1,74 @@
+"""Outlook throttling and injected request faults for every ``/v1.0/`` route.
+
+Per app (``client_id``) and mailbox (the token's user), as Outlook enforces it:
+
+* more than ``mailbox_concurrency`` (4) requests in flight → ``429 ApplicationThrottled``
+  "Application is over its MailboxConcurrency limit.";
+* more than ``mailbox_requests_per_10min`` in a sliding 10 minutes → ``429 TooManyRequests``
+  "Please retry again later.".
+
+Both carry ``Retry-After`` (seconds). ``$batch`` itself is not counted (its inner requests are).
+Faults (``/_emulator/faults``) add latency (held inside the concurrency slot, like a slow
+mailbox) or answer ``503 serviceNotAvailable``; throttling can be switched off per user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from msgraph_emulator.graph.auth import authenticate
+from msgraph_emulator.graph.errors import GraphError
+from msgraph_emulator.state import EmulatorState
+
+GRAPH_PREFIX = "/v1.0/"
+EXEMPT = frozenset({"/v1.0/$batch"})
+
+MESSAGES = {
+    "ApplicationThrottled": "Application is over its MailboxConcurrency limit.",
+    "TooManyRequests": "Please retry again later.",
+}
+
+
+def throttling_middleware(state: EmulatorState) -> Middleware:
+    store = state.subscriptions
+
+    @web.middleware
+    async def throttle(request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        if not path.startswith(GRAPH_PREFIX) or path in EXEMPT:
+            return await handler(request)
+        try:
+            ctx = authenticate(request, state.signing_key, any_of=())
+        except GraphError:
+            return await handler(request)  # the route answers 401 itself
+        faults = store.faults.for_user(ctx.user_id)
+        key = (ctx.client_id, ctx.user_id)
+        limiter = store.limiter if faults.throttling else None
+        if limiter is not None:
+            verdict = limiter.acquire(key)
+            if not verdict.admitted:
+                raise GraphError(
+                    429,
+                    verdict.code,
+                    MESSAGES[verdict.code],
+                    headers={"Retry-After": str(verdict.retry_after_s)},
+                )
+        try:
+            if faults.latency_ms > 0:
+                await asyncio.sleep(faults.latency_ms / 1000)
+            if faults.chance(faults.error_rate):
+                raise GraphError(
+                    503,
+                    "serviceNotAvailable",
+                    "Service Unavailable. You may repeat the request after a delay.",
+                    headers={"Retry-After": "1"},
+                )
+            return await handler(request)
+        finally:
+            if limiter is not None:
+                limiter.release(key)
+
+    return throttle

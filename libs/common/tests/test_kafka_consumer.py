@@ -1,0 +1,232 @@
+"""Producer and consumer runner against the real broker and database (integration)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer
+from opentelemetry import trace
+
+from calsync_common.contracts.bookings import BookingConfirmed
+from calsync_common.contracts.examples import examples
+from calsync_common.contracts.topics import BOOKINGS, DEAD_LETTER
+from calsync_common.kafka.admin import ensure_topics
+from calsync_common.kafka.consumer import ConsumedEvent, ConsumerConfig, ConsumerRunner
+from calsync_common.kafka.producer import EventPublisher
+from calsync_common.postgres import Connection
+
+pytestmark = pytest.mark.integration
+BOOKING = next(e for e in examples() if isinstance(e, BookingConfirmed))
+
+
+async def record(conn: Connection, event: ConsumedEvent) -> None:
+    await conn.execute(
+        "INSERT INTO applied (event_id, offset_no, payload) VALUES ($1, $2, $3)",
+        event.envelope.id,
+        event.offset,
+        event.envelope.data.model_dump_json(),
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(runner: ConsumerRunner) -> AsyncIterator[asyncio.Task[None]]:
+    await runner.start()
+    task = asyncio.create_task(runner.run())
+    try:
+        yield task
+    finally:
+        runner.request_stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+            await task
+        await runner.close()
+
+
+async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        # Polls the database (no event to wait on), bounded by the timeout.
+        while not await predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
+async def count(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM applied"))
+
+
+@pytest.fixture
+async def topics(infra: object, unique: str) -> tuple[str, str]:
+    main = replace(BOOKINGS, name=f"test.bookings.{unique}", partitions=2)
+    dlq = replace(DEAD_LETTER, name=f"test.dlq.{unique}")
+    await ensure_topics(infra.kafka_bootstrap, [main, dlq])  # type: ignore[attr-defined]
+    return main.name, dlq.name
+
+
+def booking(n: int) -> BookingConfirmed:
+    return BOOKING.model_copy(update={"title": f"booking {n}", "version": n})
+
+
+async def publish_to(publisher: EventPublisher, topic: str, payload: BookingConfirmed) -> None:
+    # The catalogue topic is fixed on the class; tests publish the same bytes to a random topic.
+    from calsync_common.contracts.envelope import encode
+
+    message = encode(payload, source=publisher.source)
+    key = message.key.encode() if isinstance(message.key, str) else message.key
+    await publisher.send_raw(topic, key, message.value, list(message.headers.items()))
+
+
+async def test_round_trip_applies_each_event_once_with_trace_context(
+    infra: object,
+    pool: asyncpg.Pool,
+    publisher: EventPublisher,
+    topics: tuple[str, str],
+    unique: str,
+) -> None:
+    topic, dlq = topics
+    tracer = trace.get_tracer("test")
+    seen_traces: list[int] = []
+
+    async def handler(conn: Connection, event: ConsumedEvent) -> None:
+        seen_traces.append(trace.get_current_span().get_span_context().trace_id)
+        await record(conn, event)
+
+    with tracer.start_as_current_span("producer-side"):
+        for n in range(1, 21):
+            await publish_to(publisher, topic, booking(n))
+    config = ConsumerConfig(group_id=f"g-{unique}", topics=[topic], dead_letter_topic=dlq)
+    runner = ConsumerRunner(infra.kafka_bootstrap, config, pool, handler, publisher)  # type: ignore[attr-defined]
+    async with running(runner):
+        await wait_for(lambda: _eq(count(pool), 20))
+    rows = await pool.fetch("SELECT payload FROM applied")
+    titles = sorted(json.loads(r["payload"])["title"] for r in rows)
+    assert titles == sorted(f"booking {n}" for n in range(1, 21))
+    stored = await pool.fetchval(
+        "SELECT sum(next_offset) FROM kafka_consumer_offsets WHERE group_id = $1", f"g-{unique}"
+    )
+    assert stored == 20
+
+
+async def _eq(value: Awaitable[int], expected: int) -> bool:
+    return await value == expected
+
+
+async def test_crash_between_database_commit_and_kafka_commit_applies_nothing_twice(
+    infra: object,
+    pool: asyncpg.Pool,
+    publisher: EventPublisher,
+    topics: tuple[str, str],
+    unique: str,
+) -> None:
+    topic, dlq = topics
+    for n in range(1, 11):
+        await publish_to(publisher, topic, booking(n))
+    config = ConsumerConfig(group_id=f"g-{unique}", topics=[topic], dead_letter_topic=dlq)
+    crashed = asyncio.Event()
+
+    async def crash() -> None:
+        crashed.set()
+        raise asyncio.CancelledError  # the process dies right here: no Kafka commit
+
+    runner = ConsumerRunner(
+        infra.kafka_bootstrap,
+        config,
+        pool,
+        record,
+        publisher,
+        after_batch_applied=crash,  # type: ignore[attr-defined]
+    )
+    async with running(runner) as task:
+        async with asyncio.timeout(30):
+            await crashed.wait()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    applied_before = await count(pool)
+    assert applied_before > 0
+    # Kafka knows of no committed offset for the group: only PostgreSQL does.
+    probe = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, group_id=f"g-{unique}")  # type: ignore[attr-defined]
+    await probe.start()
+    try:
+        from aiokafka import TopicPartition
+
+        committed = [await probe.committed(TopicPartition(topic, p)) for p in (0, 1)]
+    finally:
+        await probe.stop()
+    assert committed == [None, None]
+
+    for n in range(11, 16):
+        await publish_to(publisher, topic, booking(n))
+    restarted = ConsumerRunner(infra.kafka_bootstrap, config, pool, record, publisher)  # type: ignore[attr-defined]
+    async with running(restarted):
+        await wait_for(lambda: _eq(count(pool), 15))
+    duplicates = await pool.fetchval(
+        "SELECT count(*) FROM"
+        " (SELECT event_id FROM applied GROUP BY event_id HAVING count(*) > 1) d"
+    )
+    assert duplicates == 0
+    assert await count(pool) == 15
+
+
+async def test_poison_messages_go_to_the_dead_letter_topic_and_the_consumer_keeps_going(
+    infra: object,
+    pool: asyncpg.Pool,
+    publisher: EventPublisher,
+    topics: tuple[str, str],
+    unique: str,
+) -> None:
+    topic, dlq = topics
+    attempts: dict[str, int] = {}
+
+    async def handler(conn: Connection, event: ConsumedEvent) -> None:
+        assert isinstance(event.envelope.data, BookingConfirmed)
+        if event.envelope.data.title == "booking 2":
+            attempts[event.envelope.id] = attempts.get(event.envelope.id, 0) + 1
+            await conn.execute("INSERT INTO applied VALUES ('partial', -1, '{}')")
+            raise ValueError("cannot apply booking 2")
+        await record(conn, event)
+
+    # All on one key, so order within the partition is known: 1, poison, 2 (fails), 3.
+    await publish_to(publisher, topic, booking(1))
+    await publisher.send_raw(topic, BOOKING.partition_key().encode(), b"not a cloudevent", [])
+    await publish_to(publisher, topic, booking(2))
+    await publish_to(publisher, topic, booking(3))
+    config = ConsumerConfig(
+        group_id=f"g-{unique}",
+        topics=[topic],
+        dead_letter_topic=dlq,
+        max_attempts=3,
+        retry_backoff_s=0.01,
+    )
+    runner = ConsumerRunner(infra.kafka_bootstrap, config, pool, handler, publisher)  # type: ignore[attr-defined]
+    async with running(runner):
+        await wait_for(lambda: _eq(count(pool), 2))
+
+    titles = sorted(
+        json.loads(r["payload"])["title"] for r in await pool.fetch("SELECT payload FROM applied")
+    )
+    assert titles == ["booking 1", "booking 3"]  # no trace of the failed attempts (savepoints)
+    assert list(attempts.values()) == [3]
+
+    reader = AIOKafkaConsumer(
+        dlq, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest"
+    )  # type: ignore[attr-defined]
+    await reader.start()
+    try:
+        dead = []
+        async with asyncio.timeout(30):
+            while len(dead) < 2:
+                batch = await reader.getmany(timeout_ms=500)
+                dead.extend(r for records in batch.values() for r in records)
+    finally:
+        await reader.stop()
+    by_value = {r.value: dict(r.headers) for r in dead}
+    assert by_value[b"not a cloudevent"]["x-dlq-attempts"] == b"0"
+    assert by_value[b"not a cloudevent"]["x-dlq-topic"] == topic.encode()
+    poisoned = next(h for v, h in by_value.items() if v != b"not a cloudevent")
+    assert poisoned["x-dlq-attempts"] == b"3"
+    assert poisoned["x-dlq-error"].startswith(b"ValueError: cannot apply booking 2")
+    assert poisoned["ce_type"] == b"dev.calsync.booking.confirmed.v1"

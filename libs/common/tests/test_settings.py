@@ -1,0 +1,49 @@
+"""Settings refuse placeholder secrets outside development."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import SettingsConfigDict
+
+from calsync_common.settings import HttpSettings, PlatformSettings, ServiceSettings
+
+
+class _Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="TEST_SVC_", extra="ignore", frozen=True)
+
+    http: HttpSettings = HttpSettings(port=0)
+    token_key: SecretStr = SecretStr("change-me")
+
+
+def _make(environment: str, key: str) -> _Settings:
+    return _Settings(
+        platform=PlatformSettings(environment=environment),  # type: ignore[arg-type]
+        database_url="postgresql://u:p@localhost/db",  # type: ignore[arg-type]
+        token_key=SecretStr(key),
+    )
+
+
+@pytest.mark.parametrize("environment", ["production", "test"])
+@pytest.mark.parametrize("key", ["change-me", "", "dev-key", "secret"])
+def test_placeholder_secret_refused_outside_development(environment: str, key: str) -> None:
+    with pytest.raises(ValidationError, match="token_key holds a placeholder secret"):
+        _make(environment, key)
+
+
+def test_placeholder_allowed_in_development() -> None:
+    assert _make("development", "change-me").token_key.get_secret_value() == "change-me"
+
+
+def test_real_secret_accepted_in_production() -> None:
+    settings = _make("production", "9f1c2b7d0e5a4f3c8b6a1d2e3f4a5b6c")
+    assert settings.platform.environment == "production"
+    assert "9f1c" not in repr(settings)  # secrets never printed
+
+
+def test_env_prefix_and_shared_platform(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_SVC_DATABASE_URL", "postgresql://u:p@db:5432/x")
+    monkeypatch.setenv("CALSYNC_KAFKA_BOOTSTRAP", "kafka:9092")
+    settings = _Settings()  # type: ignore[call-arg]
+    assert settings.dsn == "postgresql://u:p@db:5432/x"
+    assert settings.platform.kafka_bootstrap == "kafka:9092"
