@@ -584,6 +584,9 @@ pg_bootstrap() {
 END \$\$;
 ALTER ROLE \"$PGUSER\" LOGIN SUPERUSER PASSWORD $pw_lit;"
   "${psql_local[@]}" -d postgres -c "$sql" >/dev/null || die "could not create role $PGUSER"
+  # Databases created later from template1 (e.g. per-test databases) get btree_gist too.
+  "${psql_local[@]}" -d template1 -c "CREATE EXTENSION IF NOT EXISTS btree_gist" >/dev/null ||
+    die "could not create extension btree_gist (Debian: install postgresql-contrib)"
   for db in $CALSYNC_DATABASES; do
     if [[ -z "$("${psql_local[@]}" -d postgres -A -t -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]]; then
       log "creating database $db"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from msgraph_emulator.changes import ChangeFeed
 from msgraph_emulator.graph.auth import SigningKey
+from msgraph_emulator.mailbox.mailboxes import Mailboxes
 from msgraph_emulator.identity.store import IdentityStore
 from msgraph_emulator.notify.store import SubscriptionStore
 from msgraph_emulator.settings import EmulatorSettings
@@ -29,5 +30,6 @@ class EmulatorState:
     signing_key: SigningKey = field(default_factory=SigningKey.generate)
     changes: ChangeFeed = field(default_factory=ChangeFeed)
     users: UserRegistry = field(default_factory=UserRegistry)
+    mailboxes: Mailboxes = field(default_factory=Mailboxes)
     identity: IdentityStore = field(default_factory=IdentityStore)
     subscriptions: SubscriptionStore = field(default_factory=SubscriptionStore)

@@ -1,0 +1,48 @@
+"""``python -m msgraph_emulator``: the emulator over HTTPS with JSON logs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from aiohttp import web
+from pythonjsonlogger.json import JsonFormatter
+
+from msgraph_emulator import tls
+from msgraph_emulator.app import init_app
+from msgraph_emulator.settings import EmulatorSettings
+
+log = logging.getLogger("msgraph_emulator")
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", timestamp=True)
+    )
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+def main() -> None:
+    settings = EmulatorSettings()
+    configure_logging(settings.log_level)
+    material = tls.prepare(settings.data_dir, tls.server_names(settings.host, settings.public_url))
+    log.info(
+        "msgraph emulator starting",
+        extra={
+            "base_url": settings.base_url,
+            "ca_file": str(material.ca_path.resolve()),
+            "hint": "trust ca_file (verify=/REQUESTS_CA_BUNDLE/SSL_CERT_FILE) to call the emulator",
+        },
+    )
+    web.run_app(
+        init_app(settings),
+        host=settings.host,
+        port=settings.port,
+        ssl_context=material.server_context(),
+        print=None,
+    )
+
+
+if __name__ == "__main__":
+    main()
