@@ -35,7 +35,7 @@ down: infra-down ## stop everything make up started
 
 test: install infra-up ## every test (unit, integration, e2e) against the real local stack
 	@$(WITH_ENV) $(UV) run python -m calsync_common.contracts.render --check .
-	@$(WITH_ENV) CALSYNC_REQUIRE_INFRA=1 $(UV) run pytest $(PYTEST_ARGS)
+	@$(WITH_ENV) $(UV) run pytest $(PYTEST_ARGS)
 
 lint: install ## ruff (lint + format check) and mypy strict
 	@$(UV) run ruff check .

@@ -27,20 +27,23 @@ def main() -> None:
     settings = EmulatorSettings()
     configure_logging(settings.log_level)
     material = tls.prepare(settings.data_dir, tls.server_names(settings.host, settings.public_url))
-    log.info(
-        "msgraph emulator starting",
-        extra={
-            "base_url": settings.base_url,
-            "ca_file": str(material.ca_path.resolve()),
-            "hint": "trust ca_file (verify=/REQUESTS_CA_BUNDLE/SSL_CERT_FILE) to call the emulator",
-        },
-    )
+    where = {
+        "base_url": settings.base_url,
+        "ca_file": str(material.ca_path.resolve()),
+        "hint": "trust ca_file (verify=/REQUESTS_CA_BUNDLE/SSL_CERT_FILE) to call the emulator",
+    }
+    log.info("msgraph emulator starting", extra=where)
+
+    def announce(_: str) -> None:
+        # run_app calls this once the socket listens: the readiness line supervisors wait for.
+        log.info("msgraph emulator listening", extra=where)
+
     web.run_app(
         init_app(settings),
         host=settings.host,
         port=settings.port,
         ssl_context=material.server_context(),
-        print=None,
+        print=announce,
     )
 
 

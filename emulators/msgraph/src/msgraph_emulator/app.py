@@ -9,6 +9,7 @@ from msgraph_emulator.appkeys import STATE as STATE
 from msgraph_emulator.control import identity_apps, identity_users, state_routes
 from msgraph_emulator.graph import me
 from msgraph_emulator.graph.errors import graph_errors
+from msgraph_emulator.graph.mailbox_routes import setup_mailboxes
 from msgraph_emulator.graph.subscriptions_setup import setup_subscriptions
 from msgraph_emulator.identity import routes as identity_routes
 from msgraph_emulator.settings import EmulatorSettings
@@ -30,6 +31,7 @@ def init_app(settings: EmulatorSettings, state: EmulatorState | None = None) -> 
     app.router.add_get("/readyz", healthz)
     # Each part registers its routes here (identity, graph calendars, subscriptions, control).
     setup_subscriptions(app, app[STATE])
+    setup_mailboxes(app, app[STATE])
     identity_routes.setup_routes(app)
     me.setup_routes(app)
     identity_users.setup_routes(app)

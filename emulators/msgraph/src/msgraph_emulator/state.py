@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from msgraph_emulator.changes import ChangeFeed
 from msgraph_emulator.graph.auth import SigningKey
-from msgraph_emulator.mailbox.mailboxes import Mailboxes
 from msgraph_emulator.identity.store import IdentityStore
+from msgraph_emulator.mailbox.mailboxes import Mailboxes
 from msgraph_emulator.notify.store import SubscriptionStore
 from msgraph_emulator.settings import EmulatorSettings
 from msgraph_emulator.users import UserRegistry

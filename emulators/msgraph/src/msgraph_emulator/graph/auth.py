@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from msgraph_emulator.graph.errors import GraphError
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
-TOKEN_CONTEXT_KEY = "msgraph_emulator.token_context"  # noqa: S105 (a dict key, not a secret)
 
 
 @dataclass(frozen=True)
@@ -31,6 +30,10 @@ class TokenContext:
     tenant_id: str
     client_id: str
     scopes: frozenset[str]
+
+
+#: Where ``authenticate`` caches the caller on the request (a typed key: aiohttp warns on str).
+TOKEN_CONTEXT_KEY = web.RequestKey("msgraph_emulator.token_context", TokenContext)
 
 
 @dataclass

@@ -23,9 +23,17 @@ from msgraph_emulator.state import EmulatorState
 from msgraph_emulator.users import User
 
 EMU = web.AppKey("msgraph_emulator.mailbox_state", EmulatorState)
-READ = ("Calendars.Read", "Calendars.ReadWrite", "Calendars.Read.Shared", "Calendars.ReadWrite.Shared")
+READ = (
+    "Calendars.Read",
+    "Calendars.ReadWrite",
+    "Calendars.Read.Shared",
+    "Calendars.ReadWrite.Shared",
+)
 WRITE = ("Calendars.ReadWrite", "Calendars.ReadWrite.Shared")
-ODATA_JSON = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+ODATA_JSON = (
+    "application/json;odata.metadata=minimal;odata.streaming=true;"
+    "IEEE754Compatible=false;charset=utf-8"
+)
 _PREFER_TZ = re.compile(r'outlook\.timezone\s*=\s*"?([^",]+)"?', re.IGNORECASE)
 _PREFER_PAGE = re.compile(r"odata\.maxpagesize\s*=\s*(\d+)", re.IGNORECASE)
 _PREFER_ID = re.compile(r'IdType\s*=\s*"?ImmutableId"?', re.IGNORECASE)
@@ -82,8 +90,12 @@ class Prefs:
     applied: tuple[str, ...]
 
 
-def prefs(request: web.Request, *, select: frozenset[str] | None = None,
-          expand_ext: frozenset[str] | None = None) -> Prefs:
+def prefs(
+    request: web.Request,
+    *,
+    select: frozenset[str] | None = None,
+    expand_ext: frozenset[str] | None = None,
+) -> Prefs:
     header = ",".join(request.headers.getall("Prefer", []))
     applied: list[str] = []
     zone, label = None, "UTC"

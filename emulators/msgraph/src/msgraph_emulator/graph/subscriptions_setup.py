@@ -11,6 +11,7 @@ from msgraph_emulator.control import faults as control_faults
 from msgraph_emulator.control import subscriptions as control_subscriptions
 from msgraph_emulator.graph import batch, schedule, subscriptions
 from msgraph_emulator.graph.notifications_engine import NOTIFIER, NotificationEngine
+from msgraph_emulator.graph.schedule_mailboxes import MailboxesView
 from msgraph_emulator.graph.throttling import throttling_middleware
 from msgraph_emulator.state import EmulatorState
 
@@ -24,6 +25,7 @@ async def _engine_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 def setup_subscriptions(app: web.Application, state: EmulatorState) -> None:
     state.subscriptions.configure(state.settings)
+    state.subscriptions.mailbox_view = MailboxesView(state.mailboxes)
     app[NOTIFIER] = NotificationEngine(state)
     app.middlewares.append(throttling_middleware(state))
     subscriptions.add_routes(app)

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from msgraph_emulator.identity import errors, scopes, tenants
+from msgraph_emulator.identity import aadsts, scopes, tenants
 from msgraph_emulator.identity.apps import AppRegistration
 from msgraph_emulator.identity.errors import IdentityError
 from msgraph_emulator.identity.store import AuthCode, IdentityStore
@@ -66,10 +66,10 @@ def parse_request(
         client_id = params.get("client_id", "")
         app = store.apps.get(client_id)
         if app is None:
-            raise errors.unknown_client(client_id, segment)
+            raise aadsts.unknown_client(client_id, segment)
         redirect_uri = params.get("redirect_uri") or (app.redirect_uris or [""])[0]
         if not app.allows_redirect(redirect_uri):
-            raise errors.redirect_mismatch(redirect_uri, client_id)
+            raise aadsts.redirect_mismatch(redirect_uri, client_id)
     except IdentityError as err:
         raise AuthorizeFailure(err, None) from err
     mode = params.get("response_mode", "query")
@@ -78,18 +78,18 @@ def parse_request(
     )
     try:
         if params.get("response_type", "") != "code":
-            raise errors.unsupported_response_type(params.get("response_type", ""))
+            raise aadsts.unsupported_response_type(params.get("response_type", ""))
         if not params.get("scope"):
-            raise errors.missing_parameter("scope")
+            raise aadsts.missing_parameter("scope")
         requested = scopes.parse(params.get("scope"), client_id)
         challenge = params.get("code_challenge")
         if challenge is not None:
             method = params.get("code_challenge_method", "plain")
             if method != "S256":
                 # "plain" leaks the verifier to anyone who sees the authorize URL.
-                raise errors.bad_challenge_method(method)
+                raise aadsts.bad_challenge_method(method)
             if not 43 <= len(challenge) <= 128:
-                raise errors.bad_challenge_size()
+                raise aadsts.bad_challenge_size()
     except IdentityError as err:
         raise AuthorizeFailure(err, target) from err
     return AuthorizeRequest(
@@ -117,7 +117,7 @@ def automatic_user(
     if login:
         user = find_user(login, users)
         if user is None:
-            raise AuthorizeFailure(errors.unknown_user(login, req.authority.segment), None)
+            raise AuthorizeFailure(aadsts.unknown_user(login, req.authority.segment), None)
         return user
     if req.login_hint:
         user = users.by_upn(req.login_hint)
@@ -127,7 +127,7 @@ def automatic_user(
         ):
             return user
     if req.prompt == "none":
-        raise AuthorizeFailure(errors.login_required(), req.target)
+        raise AuthorizeFailure(aadsts.login_required(), req.target)
     return None
 
 
@@ -158,7 +158,7 @@ def approve(
 
 
 def decline(req: AuthorizeRequest) -> dict[str, str]:
-    err = errors.user_declined()
+    err = aadsts.user_declined()
     return req.target.params(
         {"error": err.error, "error_subcode": "cancel", "error_description": str(err)}
     )

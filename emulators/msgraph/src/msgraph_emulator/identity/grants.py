@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import unquote_plus
 
-from msgraph_emulator.identity import errors, scopes
+from msgraph_emulator.identity import aadsts, scopes
 from msgraph_emulator.identity.apps import AppRegistration
 from msgraph_emulator.identity.store import DAY_S, IdentityStore
 from msgraph_emulator.identity.tenants import Authority
@@ -47,14 +47,14 @@ def authenticate_client(
     client_id: str, secret: str | None, store: IdentityStore, tenant: str
 ) -> AppRegistration:
     if not client_id:
-        raise errors.missing_parameter("client_id")
+        raise aadsts.missing_parameter("client_id")
     app = store.apps.get(client_id)
     if app is None:
-        raise errors.unknown_client(client_id, tenant)
+        raise aadsts.unknown_client(client_id, tenant)
     if secret is None:
-        raise errors.missing_secret()
+        raise aadsts.missing_secret()
     if not app.check_secret(secret):
-        raise errors.bad_secret(client_id)
+        raise aadsts.bad_secret(client_id)
     return app
 
 
@@ -66,23 +66,23 @@ def _pkce_ok(challenge: str, verifier: str) -> bool:
 def redeem_code(form: Mapping[str, str], app: AppRegistration, ctx: GrantContext) -> Issued:
     raw = form.get("code")
     if not raw:
-        raise errors.missing_parameter("code")
+        raise aadsts.missing_parameter("code")
     code = ctx.store.codes.get(raw)
     if code is None or code.client_id != app.client_id:
-        raise errors.invalid_grant("Request is malformed or invalid.")
+        raise aadsts.invalid_grant("Request is malformed or invalid.")
     if code.redeemed:
-        raise errors.code_redeemed()
+        raise aadsts.code_redeemed()
     if ctx.now >= code.expires_at:
-        raise errors.grant_expired()
+        raise aadsts.grant_expired()
     if form.get("redirect_uri", code.redirect_uri) != code.redirect_uri:
-        raise errors.reply_address_mismatch()
+        raise aadsts.reply_address_mismatch()
     if code.code_challenge is not None and not _pkce_ok(
         code.code_challenge, form.get("code_verifier", "")
     ):
-        raise errors.verifier_mismatch()
+        raise aadsts.verifier_mismatch()
     user = ctx.users.get(code.user_id)
     if user is None:
-        raise errors.invalid_grant("The user no longer exists.")
+        raise aadsts.invalid_grant("The user no longer exists.")
     if not ctx.authority.allows(user):
         raise ctx.authority.refusal(user)
     code.redeemed = True
@@ -118,21 +118,21 @@ def redeem_refresh_token(
 ) -> Issued:
     raw = form.get("refresh_token")
     if not raw:
-        raise errors.missing_parameter("refresh_token")
+        raise aadsts.missing_parameter("refresh_token")
     token = ctx.store.refresh_tokens.get(raw)
     if token is None or token.client_id != app.client_id:
-        raise errors.invalid_grant("Request is malformed or invalid.")
+        raise aadsts.invalid_grant("Request is malformed or invalid.")
     valid_from = ctx.store.tokens_valid_from.get(token.user_id)
     if token.family_id in ctx.store.revoked_families:
-        raise errors.tokens_revoked(_when(token.auth_time), _when(ctx.now))
+        raise aadsts.tokens_revoked(_when(token.auth_time), _when(ctx.now))
     if valid_from is not None and token.auth_time < valid_from:
-        raise errors.tokens_revoked(_when(token.auth_time), _when(valid_from))
+        raise aadsts.tokens_revoked(_when(token.auth_time), _when(valid_from))
     idle_days = (ctx.now - token.issued_at) / DAY_S
     if idle_days > ctx.inactivity_days:
-        raise errors.inactive_token(_when(token.issued_at), idle_days)
+        raise aadsts.inactive_token(_when(token.issued_at), idle_days)
     user = ctx.users.get(token.user_id)
     if user is None:
-        raise errors.invalid_grant("The user no longer exists.")
+        raise aadsts.invalid_grant("The user no longer exists.")
     if not ctx.authority.allows(user):
         raise ctx.authority.refusal(user)
     requested = (
@@ -143,7 +143,7 @@ def redeem_refresh_token(
     if scopes.DEFAULT in requested:
         wanted = consented
     if not consented or not wanted <= consented:
-        raise errors.consent_required(app.client_id, app.display_name)
+        raise aadsts.consent_required(app.client_id, app.display_name)
     granted = (requested - {scopes.DEFAULT}) | wanted
     # Refresh tokens rotate on every use; the old one stays valid (Entra does not revoke it).
     new = ctx.store.issue_refresh_token(

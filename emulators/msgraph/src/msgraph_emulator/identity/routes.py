@@ -12,14 +12,8 @@ from aiohttp import web
 from msgraph_emulator.appkeys import base_url, state_of
 from msgraph_emulator.identity import authorize as az
 from msgraph_emulator.identity import discovery, grants, pages, tenants
-from msgraph_emulator.identity.errors import (
-    IdentityError,
-    Trace,
-    description,
-    missing_parameter,
-    token_error_body,
-    unsupported_grant,
-)
+from msgraph_emulator.identity.aadsts import missing_parameter, unsupported_grant
+from msgraph_emulator.identity.errors import IdentityError, Trace, description, token_error_body
 from msgraph_emulator.identity.tokens import Issued, token_response
 
 log = logging.getLogger(__name__)

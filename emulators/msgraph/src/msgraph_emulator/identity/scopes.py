@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from msgraph_emulator.identity import errors
+from msgraph_emulator.identity import aadsts
 
 GRAPH_RESOURCE = "https://graph.microsoft.com/"
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
@@ -41,7 +41,7 @@ def parse(raw: str | None, client_id: str) -> frozenset[str]:
             continue
         canonical = _BY_FOLDED.get(name.casefold())
         if canonical is None:
-            raise errors.unknown_scope(item, client_id)
+            raise aadsts.unknown_scope(item, client_id)
         result.add(canonical)
     return frozenset(result)
 

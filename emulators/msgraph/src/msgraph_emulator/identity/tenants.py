@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from msgraph_emulator.identity import errors
+from msgraph_emulator.identity import aadsts
+from msgraph_emulator.identity.errors import IdentityError
 from msgraph_emulator.users import PERSONAL_TENANT_ID, User, UserRegistry
 
 AuthorityKind = Literal["common", "organizations", "consumers", "tenant"]
@@ -40,9 +41,9 @@ class Authority:
             return PERSONAL_TENANT_ID
         return self.tenant_id or "{tenantid}"
 
-    def refusal(self, user: User) -> errors.IdentityError:
+    def refusal(self, user: User) -> IdentityError:
         idp = "live.com" if user.is_personal else f"https://sts.windows.net/{user.tenant_id}/"
-        return errors.user_not_in_tenant(
+        return aadsts.user_not_in_tenant(
             user.user_principal_name, idp, self.tenant_id or self.segment
         )
 
@@ -64,4 +65,4 @@ def resolve(segment: str, users: UserRegistry) -> Authority:
             not user.is_personal and segment.lower() == domain
         ):
             return Authority(segment, "tenant", user.tenant_id)
-    raise errors.tenant_not_found(segment)
+    raise aadsts.tenant_not_found(segment)

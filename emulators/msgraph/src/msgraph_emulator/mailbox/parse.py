@@ -119,7 +119,7 @@ def _location(value: Any) -> dict[str, Any]:
     return loc
 
 
-def _prop(name: str, value: Any) -> Any:  # noqa: C901 (a flat dispatch)
+def _prop(name: str, value: Any) -> Any:
     if name in _ENUMS:
         return _enum(name, value)
     if name in _BOOLS or name in ("isOrganizer", "isCancelled"):

@@ -55,7 +55,7 @@ def normalize(raw: Any, default_zone: str) -> dict[str, Any]:
         raise _invalid("range is required.")
     kind = _enum(p.get("type"), PATTERNS)
     days = [_enum(d, DAYS) for d in p.get("daysOfWeek") or []]
-    pattern = {
+    pattern: dict[str, Any] = {
         "type": kind,
         "interval": int(p.get("interval") or 1),
         "month": int(p.get("month") or 0),
@@ -75,7 +75,7 @@ def normalize(raw: Any, default_zone: str) -> dict[str, Any]:
     rkind = _enum(r.get("type"), RANGES)
     zone = str(r.get("recurrenceTimeZone") or default_zone)
     resolve_zone(zone)
-    rng = {
+    rng: dict[str, Any] = {
         "type": rkind,
         "startDate": _date(r.get("startDate"), "startDate"),
         "endDate": _date(r.get("endDate"), "endDate") if rkind == "endDate" else NO_DATE,
@@ -108,7 +108,7 @@ def _relative(year: int, month: int, days: set[int], index: int) -> date | None:
     return matches[index]
 
 
-def _dates(pattern: dict[str, Any], start: date) -> Iterator[date]:  # noqa: C901
+def _dates(pattern: dict[str, Any], start: date) -> Iterator[date]:
     kind, step = pattern["type"], pattern["interval"]
     days = {DAYS.index(d) for d in pattern["daysOfWeek"]}
     index = INDEXES[pattern["index"]]

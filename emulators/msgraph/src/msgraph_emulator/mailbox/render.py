@@ -72,7 +72,7 @@ def web_link(item_id: str, owner: Owner) -> str:
     return f"https://{host}/owa/?itemid={quote(item_id, safe='')}&exvsurl=1&path=/calendar/item"
 
 
-def render_instance(inst: Instance, owner: Owner, view: View) -> dict[str, Any]:  # noqa: C901
+def render_instance(inst: Instance, owner: Owner, view: View) -> dict[str, Any]:
     src, master = inst.source, inst.master
     base = master if master is not None else src
 

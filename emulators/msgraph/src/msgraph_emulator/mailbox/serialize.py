@@ -56,7 +56,8 @@ def event_to_json(event: Event) -> dict[str, Any]:
 
 
 def event_from_json(data: dict[str, Any], calendar_id: str, master: Event | None = None) -> Event:
-    inp = parse_event(data, control=True)
+    body = {k: v for k, v in data.items() if k not in ("exceptions", "cancelledOccurrences")}
+    inp = parse_event(body, control=True)
     start, end = inp.start or ("", "UTC"), inp.end or ("", "UTC")
     event = Event(
         id=str(data.get("id") or ids.new_id()),

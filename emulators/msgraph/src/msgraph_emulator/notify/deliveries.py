@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,6 +29,8 @@ class DeliveryLog:
     lost: deque[dict[str, Any]] = field(default_factory=deque)
     delivered_count: int = 0
     failed_attempt_count: int = 0
+    #: Called after every record (tests and the control API wait on these).
+    listeners: list[Callable[[], None]] = field(default_factory=list)
 
     def record(self, attempt: Attempt) -> None:
         if attempt.status is not None and 200 <= attempt.status < 300:
@@ -46,6 +49,8 @@ class DeliveryLog:
         target.append(item)
         if len(target) > self.max_records:
             target.popleft()
+        for listener in self.listeners:
+            listener()
 
     def reset(self) -> None:
         self.attempts.clear()
