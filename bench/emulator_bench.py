@@ -66,7 +66,15 @@ def serve(port: int, key_pem: bytes, kid: str, users: list[dict[str, str]]) -> N
         return web.json_response({"emitted": n})
 
     app.router.add_post("/_bench/emit", emit)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    profile_to = os.environ.get("BENCH_PROFILE")
+    if not profile_to:
+        web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+        return
+    import cProfile
+
+    with cProfile.Profile() as prof:  # where the server's time goes (BENCH_PROFILE=file)
+        web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    prof.dump_stats(profile_to)
 
 
 async def wait_ready(session: aiohttp.ClientSession, base: str) -> None:
@@ -135,10 +143,16 @@ async def notification_load(
     try:
         expiry = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
         for token in tokens:
-            sub = {"changeType": "updated", "notificationUrl": f"http://127.0.0.1:{port}/hook",
-                   "resource": "/me/events", "expirationDateTime": expiry, "clientState": "b"}
-            async with session.post(f"{base}/v1.0/subscriptions", json=sub,
-                                    headers={"Authorization": f"Bearer {token}"}) as r:
+            sub = {
+                "changeType": "updated",
+                "notificationUrl": f"http://127.0.0.1:{port}/hook",
+                "resource": "/me/events",
+                "expirationDateTime": expiry,
+                "clientState": "b",
+            }
+            async with session.post(
+                f"{base}/v1.0/subscriptions", json=sub, headers={"Authorization": f"Bearer {token}"}
+            ) as r:
                 assert r.status == 201, await r.text()
         started = time.perf_counter()
         async with session.post(f"{base}/_bench/emit", params={"n": str(changes)}) as r:
@@ -160,18 +174,30 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     key = SigningKey.generate()
     pem = key.private_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
     tenant = str(uuid.uuid4())
     users = [
-        {"id": str(uuid.uuid4()), "tenant_id": tenant, "user_principal_name": f"u{n}@bench.example",
-         "display_name": f"User {n}"}
+        {
+            "id": str(uuid.uuid4()),
+            "tenant_id": tenant,
+            "user_principal_name": f"u{n}@bench.example",
+            "display_name": f"User {n}",
+        }
         for n in range(args.users)
     ]
     tokens = [
-        mint_access_token(key, issuer_base="http://bench", user_id=u["id"], tenant_id=tenant,
-                          client_id=CLIENT_ID, scopes=["Calendars.ReadWrite"], lifetime_s=3600)
+        mint_access_token(
+            key,
+            issuer_base="http://bench",
+            user_id=u["id"],
+            tenant_id=tenant,
+            client_id=CLIENT_ID,
+            scopes=["Calendars.ReadWrite"],
+            lifetime_s=3600,
+        )
         for u in users
     ]
     port = free_port()
@@ -190,12 +216,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         child.join()
     return {
         "measured_at": datetime.now(UTC).isoformat(),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "python": platform.python_version(), "processor": platform.processor()},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "processor": platform.processor(),
+        },
         "versions": {"aiohttp": version("aiohttp"), "pyjwt": version("pyjwt")},
-        "setup": {"transport": "plain HTTP on 127.0.0.1 (no TLS)", "emulator": "child process",
-                  "throttling": "on (4 concurrent per app+mailbox respected)",
-                  "users": args.users},
+        "setup": {
+            "transport": "plain HTTP on 127.0.0.1 (no TLS)",
+            "emulator": "child process",
+            "throttling": "on (4 concurrent per app+mailbox respected)",
+            "users": args.users,
+        },
         "graph": graph,
         "notifications": notes,
     }
@@ -212,7 +245,9 @@ def main() -> None:
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
-    print(json.dumps({"graph": result["graph"], "notifications": result["notifications"]}, indent=2))
+    print(
+        json.dumps({"graph": result["graph"], "notifications": result["notifications"]}, indent=2)
+    )
 
 
 if __name__ == "__main__":

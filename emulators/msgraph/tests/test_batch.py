@@ -48,7 +48,12 @@ async def test_batch_limits_and_malformed_bodies(
     for bad in (
         {"requests": []},
         {"nope": 1},
-        {"requests": [{"id": "1", "method": "GET", "url": "/me"}, {"id": "1", "method": "GET", "url": "/me"}]},
+        {
+            "requests": [
+                {"id": "1", "method": "GET", "url": "/me"},
+                {"id": "1", "method": "GET", "url": "/me"},
+            ]
+        },
         {"requests": [{"id": "1", "method": "GET", "url": "/me", "dependsOn": ["9"]}]},
         {"requests": [{"id": "1", "method": "TRACE", "url": "/me"}]},
     ):

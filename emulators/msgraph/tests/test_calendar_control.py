@@ -10,7 +10,9 @@ from msgraph_emulator.changes import Change
 from msgraph_emulator.state import EmulatorState
 
 
-def _event(start: str, end: str, show_as: str = "busy", zone: str = "UTC", **extra: Any) -> dict[str, Any]:
+def _event(
+    start: str, end: str, show_as: str = "busy", zone: str = "UTC", **extra: Any
+) -> dict[str, Any]:
     return {
         "subject": show_as,
         "showAs": show_as,
@@ -116,7 +118,11 @@ async def test_read_only_shared_calendar_is_written_by_its_owner(
     g = graph_as()
     resp = await client.post(
         f"/_emulator/users/{g.user.id}/calendars",
-        json={"name": "Boss", "access": "read", "owner": {"name": "Boss", "address": "b@x.example"}},
+        json={
+            "name": "Boss",
+            "access": "read",
+            "owner": {"name": "Boss", "address": "b@x.example"},
+        },
     )
     cid = (await resp.json())["id"]
     resp = await client.post(
@@ -143,7 +149,9 @@ async def test_dump_load_round_trip_and_seed_format(
         }
     }
     master = await g.post("/v1.0/me/events", series)
-    view_path = "/v1.0/me/calendarView?startDateTime=2024-06-01T00:00:00Z&endDateTime=2024-06-10T00:00:00Z"
+    view_path = (
+        "/v1.0/me/calendarView?startDateTime=2024-06-01T00:00:00Z&endDateTime=2024-06-10T00:00:00Z"
+    )
     view = (await g.get(view_path))["value"]
     await g.call("PATCH", f"/v1.0/me/events/{view[0]['id']}", {"subject": "moved"})
     await g.call("DELETE", f"/v1.0/me/events/{view[1]['id']}")

@@ -23,7 +23,9 @@ async def test_window_is_required_and_bounded(graph_as: Callable[..., Any]) -> N
     ):
         status, err, _ = await g.call("GET", path)
         assert status == 400 and err["error"]["code"] == "ErrorInvalidParameter"
-    too_wide = "/v1.0/me/calendarView?startDateTime=2020-01-01T00:00:00Z&endDateTime=2025-01-01T00:00:00Z"
+    too_wide = (
+        "/v1.0/me/calendarView?startDateTime=2020-01-01T00:00:00Z&endDateTime=2025-01-01T00:00:00Z"
+    )
     status, err, _ = await g.call("GET", too_wide)
     assert status == 400 and err["error"] == err["error"] | {
         "code": "ErrorInvalidRequest",

@@ -100,9 +100,7 @@ async def test_mailbox_settings_time_zone(graph_as: Callable[..., Any]) -> None:
     assert status == 403
 
 
-async def test_calendar_list_pages_with_skip(
-    graph_as: Callable[..., Any], client: Any
-) -> None:
+async def test_calendar_list_pages_with_skip(graph_as: Callable[..., Any], client: Any) -> None:
     g = graph_as()
     for i in range(3):
         await client.post(f"/_emulator/users/{g.user.id}/calendars", json={"name": f"c{i}"})

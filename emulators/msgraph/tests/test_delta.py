@@ -23,7 +23,9 @@ async def _round(g: Any, url: str, page_size: int = 100) -> tuple[list[dict[str,
     items: list[dict[str, Any]] = []
     pages = 0
     while True:
-        status, body, _ = await g.call("GET", url, headers={"Prefer": f"odata.maxpagesize={page_size}"})
+        status, body, _ = await g.call(
+            "GET", url, headers={"Prefer": f"odata.maxpagesize={page_size}"}
+        )
         assert status == 200, body
         pages += 1
         items += body["value"]
@@ -117,7 +119,12 @@ async def test_series_occurrences_are_minimal_and_cancellation_is_removed(
 
 async def test_delta_refuses_query_options(graph_as: Callable[..., Any]) -> None:
     g = graph_as()
-    for option in ("$select=subject", "$expand=attachments", "$filter=showAs eq 'busy'", "$orderby=start/dateTime"):
+    for option in (
+        "$select=subject",
+        "$expand=attachments",
+        "$filter=showAs eq 'busy'",
+        "$orderby=start/dateTime",
+    ):
         status, err, _ = await g.call("GET", f"{DELTA}&{option}")
         assert status == 400 and err["error"]["code"] == "BadRequest", option
     status, err, _ = await g.call("GET", "/v1.0/me/calendarView/delta")

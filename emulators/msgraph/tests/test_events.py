@@ -15,7 +15,10 @@ LUNCH = {
     "end": {"dateTime": "2017-04-15T14:00:00", "timeZone": "Pacific Standard Time"},
     "location": {"displayName": "Harry's Bar"},
     "attendees": [
-        {"emailAddress": {"address": "samanthab@contoso.com", "name": "Samantha"}, "type": "required"}
+        {
+            "emailAddress": {"address": "samanthab@contoso.com", "name": "Samantha"},
+            "type": "required",
+        }
     ],
 }
 
@@ -69,7 +72,9 @@ async def test_all_day_is_midnight_utc_labelled_whatever_prefer(
     }
     ev = await g.post("/v1.0/me/events", body)
     status, got, _ = await g.call(
-        "GET", f"/v1.0/me/events/{ev['id']}", headers={"Prefer": 'outlook.timezone="Tokyo Standard Time"'}
+        "GET",
+        f"/v1.0/me/events/{ev['id']}",
+        headers={"Prefer": 'outlook.timezone="Tokyo Standard Time"'},
     )
     assert status == 200
     assert got["start"] == {"dateTime": "2024-03-10T00:00:00.0000000", "timeZone": "UTC"}
@@ -92,7 +97,8 @@ async def test_invalid_bodies_are_refused_like_graph(graph_as: Callable[..., Any
             "TimeZoneNotSupportedException",
         ),
         (
-            LUNCH | {"end": {"dateTime": "2017-04-15T10:00:00", "timeZone": "Pacific Standard Time"}},
+            LUNCH
+            | {"end": {"dateTime": "2017-04-15T10:00:00", "timeZone": "Pacific Standard Time"}},
             "ErrorInvalidRequest",
         ),
         ({"subject": "no times"}, "ErrorInvalidRequest"),
@@ -132,7 +138,9 @@ async def test_extended_property_only_with_expand(graph_as: Callable[..., Any]) 
     assert "singleValueExtendedProperties" not in ev
     plain = await g.get(f"/v1.0/me/events/{ev['id']}")
     assert "singleValueExtendedProperties" not in plain
-    path = f"/v1.0/me/events/{ev['id']}?$expand=singleValueExtendedProperties($filter=id eq '{pid}')"
+    path = (
+        f"/v1.0/me/events/{ev['id']}?$expand=singleValueExtendedProperties($filter=id eq '{pid}')"
+    )
     got = await g.get(path)
     assert got["singleValueExtendedProperties"] == [{"id": pid, "value": "booking-42"}]
     other = path.replace("CalsyncId", "Other")

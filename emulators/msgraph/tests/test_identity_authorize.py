@@ -183,3 +183,20 @@ async def test_preapproval_signs_in_login_hint_without_page(idp: Any) -> None:
     wider = await idp.authorize(login_hint=ADELE, scope="Calendars.ReadWrite.Shared openid")
     assert wider.status == 200
     assert "Permissions requested" in await wider.text()
+
+
+async def test_app_audience_limits_account_types(idp: Any) -> None:
+    resp = await idp.client.post(
+        "/_emulator/identity/apps",
+        json={
+            "displayName": "Work only",
+            "redirectUris": ["http://localhost/callback"],
+            "signInAudience": "AzureADMultipleOrgs",
+        },
+    )
+    client_id = (await resp.json())["clientId"]
+    personal = await idp.authorize(client_id=client_id, **{"x-emulator-user": SAM})
+    assert personal.status == 400
+    assert "AADSTS50020" in await personal.text()
+    work = await idp.authorize(client_id=client_id, **{"x-emulator-user": ADELE})
+    assert redirect_params(work)["code"]

@@ -28,7 +28,10 @@ async def subscribe(
 
 
 def change(
-    state: EmulatorState, user: User, event_id: str = "AAMkEv1=", calendar: str | None = None,
+    state: EmulatorState,
+    user: User,
+    event_id: str = "AAMkEv1=",
+    calendar: str | None = None,
     kind: str = "created",
 ) -> Change:
     """A change to ``event_id``; in the user's default calendar unless ``calendar`` is given."""
@@ -94,7 +97,9 @@ async def test_many_changes_share_few_posts(
 
 
 async def test_failed_posts_are_retried_with_backoff(
-    client: Client, webhook: Webhook, auth_headers: Callable[..., Any],
+    client: Client,
+    webhook: Webhook,
+    auth_headers: Callable[..., Any],
     fast_delivery: EmulatorState,
 ) -> None:
     user, headers = auth_headers()
@@ -112,7 +117,9 @@ async def test_failed_posts_are_retried_with_backoff(
 
 
 async def test_notifications_are_dropped_after_the_retry_period(
-    client: Client, webhook: Webhook, auth_headers: Callable[..., Any],
+    client: Client,
+    webhook: Webhook,
+    auth_headers: Callable[..., Any],
     fast_delivery: EmulatorState,
 ) -> None:
     fast_delivery.settings.notification_retry_for_s = 0.05

@@ -78,7 +78,8 @@ async def test_renewal_patch_also_reauthorizes(
     assert webhook.lifecycle[0]["lifecycleEvent"] == "reauthorizationRequired"
     state.changes.emit(change(state, user, "after-revoke"))
     resp = await client.patch(
-        f"/v1.0/subscriptions/{sub['id']}", json={"expirationDateTime": in_minutes(120)},
+        f"/v1.0/subscriptions/{sub['id']}",
+        json={"expirationDateTime": in_minutes(120)},
         headers=headers,
     )
     assert resp.status == 200
@@ -109,8 +110,11 @@ async def test_reauthorization_required_is_sent_before_expiry(
     assert (await client.post("/_emulator/subscriptions/sweep")).status == 200
     await client.post("/_emulator/subscriptions/sweep")  # sent once only
     await webhook.wait_for(lambda: len(webhook.lifecycle) == 1)
-    assert webhook.lifecycle[0] == {**webhook.lifecycle[0], "subscriptionId": sub["id"],
-                                    "lifecycleEvent": "reauthorizationRequired"}
+    assert webhook.lifecycle[0] == {
+        **webhook.lifecycle[0],
+        "subscriptionId": sub["id"],
+        "lifecycleEvent": "reauthorizationRequired",
+    }
     assert len([p for p in webhook.posts if p["path"] == "lifecycle"]) == 1
 
 

@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 from msgraph_emulator.mailbox.recurrence import normalize, occurrences
 
 
-def _expand(pattern: dict[str, Any], rng: dict[str, Any], start: datetime, n: int) -> list[datetime]:
+def _expand(
+    pattern: dict[str, Any], rng: dict[str, Any], start: datetime, n: int
+) -> list[datetime]:
     rec = normalize({"pattern": pattern, "range": rng}, "UTC")
     out = []
     for s, _ in occurrences(rec, start, start.replace(hour=start.hour + 1)):
@@ -186,7 +188,9 @@ async def test_deleting_master_removes_every_instance(graph_as: Callable[..., An
 
 async def test_invalid_recurrence_is_refused(graph_as: Callable[..., Any]) -> None:
     g = graph_as()
-    bad = SERIES | {"recurrence": {"pattern": {"type": "weekly"}, "range": SERIES["recurrence"]["range"]}}  # type: ignore[index]
+    bad = SERIES | {
+        "recurrence": {"pattern": {"type": "weekly"}, "range": SERIES["recurrence"]["range"]}
+    }  # type: ignore[index]
     status, err, _ = await g.call("POST", "/v1.0/me/events", bad)
     assert status == 400 and err["error"]["code"] == "ErrorInvalidRequest"
     worse = SERIES | {"recurrence": {"pattern": {"type": "hourly"}, "range": {}}}

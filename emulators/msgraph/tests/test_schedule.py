@@ -16,8 +16,15 @@ Client = TestClient  # type: ignore[type-arg]
 TENANT = "7a0e5b3c-2a8f-4f44-9d57-3d2b1c0f9e11"
 
 
-async def add_event(client: Client, headers: dict[str, str], start: str, end: str,
-                    show_as: str, subject: str, **extra: Any) -> None:
+async def add_event(
+    client: Client,
+    headers: dict[str, str],
+    start: str,
+    end: str,
+    show_as: str,
+    subject: str,
+    **extra: Any,
+) -> None:
     event = {
         "subject": subject, "showAs": show_as,
         "start": {"dateTime": start, "timeZone": "UTC"},
@@ -43,12 +50,32 @@ async def test_get_schedule_for_a_colleague(
 ) -> None:
     me, headers = auth_headers(make_user(tenant_id=TENANT))
     colleague, colleague_headers = auth_headers(make_user(tenant_id=TENANT, name="Megan Bowen"))
-    await add_event(client, colleague_headers, "2030-01-07T09:00:00", "2030-01-07T10:00:00",
-                    "busy", "Standup", location={"displayName": "Room 1"})
-    await add_event(client, colleague_headers, "2030-01-07T09:30:00", "2030-01-07T11:00:00",
-                    "tentative", "Maybe")
-    await add_event(client, colleague_headers, "2030-01-07T12:00:00", "2030-01-07T13:00:00",
-                    "oof", "Secret", sensitivity="private")
+    await add_event(
+        client,
+        colleague_headers,
+        "2030-01-07T09:00:00",
+        "2030-01-07T10:00:00",
+        "busy",
+        "Standup",
+        location={"displayName": "Room 1"},
+    )
+    await add_event(
+        client,
+        colleague_headers,
+        "2030-01-07T09:30:00",
+        "2030-01-07T11:00:00",
+        "tentative",
+        "Maybe",
+    )
+    await add_event(
+        client,
+        colleague_headers,
+        "2030-01-07T12:00:00",
+        "2030-01-07T13:00:00",
+        "oof",
+        "Secret",
+        sensitivity="private",
+    )
     resp = await client.post(
         "/v1.0/me/calendar/getSchedule",
         json=request_body(colleague.user_principal_name, "nobody@contoso.example"),
@@ -63,8 +90,10 @@ async def test_get_schedule_for_a_colleague(
     items = found["scheduleItems"]
     assert [i["status"] for i in items] == ["busy", "tentative", "oof"]
     assert items[0]["subject"] == "Standup" and items[0]["location"] == "Room 1"
-    assert items[0]["start"] == {"dateTime": "2030-01-07T01:00:00.0000000",
-                                 "timeZone": "Pacific Standard Time"}
+    assert items[0]["start"] == {
+        "dateTime": "2030-01-07T01:00:00.0000000",
+        "timeZone": "Pacific Standard Time",
+    }
     assert items[2]["isPrivate"] is True and "subject" not in items[2]
     assert found["workingHours"]["daysOfWeek"][0] == "monday"
     assert missing["error"]["responseCode"] == "ErrorMailRecipientNotFound"
@@ -76,18 +105,22 @@ async def test_default_interval_and_validation(
 ) -> None:
     me, headers = auth_headers(make_user(tenant_id=TENANT))
     resp = await client.post(
-        "/v1.0/me/calendar/getSchedule", json=request_body(me.user_principal_name, interval=None),
+        "/v1.0/me/calendar/getSchedule",
+        json=request_body(me.user_principal_name, interval=None),
         headers=headers,
     )
     assert (await resp.json())["value"][0]["availabilityView"] == "0" * 12  # 30-minute slots
-    for bad in (request_body(me.user_principal_name, interval=4),
-                request_body(me.user_principal_name, interval=1441),
-                {**request_body(me.user_principal_name), "schedules": []},
-                {"schedules": [me.user_principal_name]}):
+    for bad in (
+        request_body(me.user_principal_name, interval=4),
+        request_body(me.user_principal_name, interval=1441),
+        {**request_body(me.user_principal_name), "schedules": []},
+        {"schedules": [me.user_principal_name]},
+    ):
         resp = await client.post("/v1.0/me/calendar/getSchedule", json=bad, headers=headers)
         assert resp.status == 400, bad
     resp = await client.post(
-        f"/v1.0/users/{me.id}/calendar/getSchedule", json=request_body(me.user_principal_name),
+        f"/v1.0/users/{me.id}/calendar/getSchedule",
+        json=request_body(me.user_principal_name),
         headers=headers,
     )
     assert resp.status == 200
@@ -98,7 +131,8 @@ async def test_personal_accounts_are_not_supported(
 ) -> None:
     me, headers = auth_headers(make_user(tenant_id=PERSONAL_TENANT_ID))
     resp = await client.post(
-        "/v1.0/me/calendar/getSchedule", json=request_body(me.user_principal_name),
+        "/v1.0/me/calendar/getSchedule",
+        json=request_body(me.user_principal_name),
         headers=headers,
     )
     assert resp.status == 400

@@ -62,7 +62,8 @@ async def test_validation_failure_is_400_validation_error(
     _, headers = auth_headers()
     for path in ("/wrong-echo", "/refuse"):
         resp = await client.post(
-            "/v1.0/subscriptions", json=body(webhook, notificationUrl=webhook.url(path)),
+            "/v1.0/subscriptions",
+            json=body(webhook, notificationUrl=webhook.url(path)),
             headers=headers,
         )
         assert resp.status == 400
@@ -99,7 +100,8 @@ async def test_expiration_rules(
 ) -> None:
     _, headers = auth_headers()
     too_far = await client.post(
-        "/v1.0/subscriptions", json=body(webhook, expirationDateTime=in_minutes(4231)),
+        "/v1.0/subscriptions",
+        json=body(webhook, expirationDateTime=in_minutes(4231)),
         headers=headers,
     )
     assert too_far.status == 400
@@ -109,7 +111,8 @@ async def test_expiration_rules(
         "message": "Subscription expiration can only be 4230 minutes in the future.",
     }
     past = await client.post(
-        "/v1.0/subscriptions", json=body(webhook, expirationDateTime=in_minutes(-1)),
+        "/v1.0/subscriptions",
+        json=body(webhook, expirationDateTime=in_minutes(-1)),
         headers=headers,
     )
     assert past.status == 400
@@ -120,7 +123,8 @@ async def test_expiration_rules(
         "expirationDateTime is a required property for subscription creation."
     )
     ok = await client.post(
-        "/v1.0/subscriptions", json=body(webhook, expirationDateTime=in_minutes(4229)),
+        "/v1.0/subscriptions",
+        json=body(webhook, expirationDateTime=in_minutes(4229)),
         headers=headers,
     )
     assert ok.status == 201
@@ -139,7 +143,9 @@ async def test_field_rules(
         {"latestSupportedTlsVersion": "v2_0"},
     ]
     for override in cases:
-        resp = await client.post("/v1.0/subscriptions", json=body(webhook, **override), headers=headers)
+        resp = await client.post(
+            "/v1.0/subscriptions", json=body(webhook, **override), headers=headers
+        )
         assert resp.status == 400, override
         assert (await resp.json())["error"]["code"] in {"InvalidRequest", "ExtensionError"}
     for resource in (
@@ -154,13 +160,16 @@ async def test_field_rules(
 
 
 async def test_delegated_token_cannot_watch_another_mailbox(
-    client: Client, webhook: Webhook, auth_headers: Callable[..., Any],
+    client: Client,
+    webhook: Webhook,
+    auth_headers: Callable[..., Any],
     make_user: Callable[..., Any],
 ) -> None:
     other = make_user()
     _, headers = auth_headers()
     resp = await client.post(
-        "/v1.0/subscriptions", json=body(webhook, resource=f"users/{other.id}/events"),
+        "/v1.0/subscriptions",
+        json=body(webhook, resource=f"users/{other.id}/events"),
         headers=headers,
     )
     assert resp.status == 403
@@ -187,7 +196,9 @@ async def test_list_get_renew_reauthorize_delete(
     sid = created["id"]
     listed = await (await client.get("/v1.0/subscriptions", headers=headers)).json()
     assert [s["id"] for s in listed["value"]] == [sid]
-    assert (await (await client.get("/v1.0/subscriptions", headers=other_app)).json())["value"] == []
+    assert (await (await client.get("/v1.0/subscriptions", headers=other_app)).json())[
+        "value"
+    ] == []
     assert (await client.get(f"/v1.0/subscriptions/{sid}", headers=other_app)).status == 404
 
     new_exp = in_minutes(3000)
@@ -197,13 +208,16 @@ async def test_list_get_renew_reauthorize_delete(
     assert renewed.status == 200
     assert (await renewed.json())["expirationDateTime"][:19] == new_exp[:19]
     too_far = await client.patch(
-        f"/v1.0/subscriptions/{sid}", json={"expirationDateTime": in_minutes(5000)},
+        f"/v1.0/subscriptions/{sid}",
+        json={"expirationDateTime": in_minutes(5000)},
         headers=headers,
     )
     assert too_far.status == 400
     empty = await client.patch(f"/v1.0/subscriptions/{sid}", json={}, headers=headers)
     assert empty.status == 400
-    assert (await client.post(f"/v1.0/subscriptions/{sid}/reauthorize", headers=headers)).status == 204
+    assert (
+        await client.post(f"/v1.0/subscriptions/{sid}/reauthorize", headers=headers)
+    ).status == 204
 
     assert (await client.delete(f"/v1.0/subscriptions/{sid}", headers=headers)).status == 204
     gone = await client.patch(

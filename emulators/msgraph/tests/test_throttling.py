@@ -64,7 +64,9 @@ async def test_throttling_can_be_switched_off_and_errors_injected(
     await client.put(f"/_emulator/faults/users/{user.id}", json={"throttling": False})
     for _ in range(5):
         assert (await client.get("/v1.0/subscriptions", headers=headers)).status == 200
-    await client.put(f"/_emulator/faults/users/{user.id}", json={"error_rate": 1.0, "throttling": False})
+    await client.put(
+        f"/_emulator/faults/users/{user.id}", json={"error_rate": 1.0, "throttling": False}
+    )
     resp = await client.get("/v1.0/subscriptions", headers=headers)
     assert resp.status == 503
     assert (await resp.json())["error"]["code"] == "serviceNotAvailable"

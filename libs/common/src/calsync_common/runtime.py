@@ -75,6 +75,9 @@ def consumer_ctx(make_runner: Callable[[web.Application], ConsumerRunner]) -> Cl
             # A batch still running after the grace period is cancelled: its transaction rolls
             # back with its offsets, so the next owner of the partition applies it once.
             done, _ = await asyncio.wait({task}, timeout=SHUTDOWN_GRACE_S)
+            for finished in done:
+                if not finished.cancelled() and finished.exception() is not None:
+                    log.error("consumer loop failed", exc_info=finished.exception())
             if not done:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -1,14 +1,16 @@
 """OpenTelemetry set up once per process: traces and metrics, exported over OTLP when configured.
 
-aiohttp (server and client), asyncpg and aiokafka are instrumented; without an endpoint spans are
-still created (so trace ids reach the logs and Kafka headers) but nothing is exported.
+aiohttp (server and client) and asyncpg are instrumented by their OpenTelemetry packages; Kafka
+is traced by ``calsync_common.kafka`` itself (producer and consumer spans, W3C context in headers).
+Without an endpoint spans are still created, so trace ids reach the logs and Kafka headers, but
+nothing is exported.
 """
 
 from __future__ import annotations
 
 from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
-from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
+from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
@@ -43,4 +45,5 @@ def setup_telemetry(service: str, otlp_endpoint: str | None) -> None:
     metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
     AioHttpClientInstrumentor().instrument()
     AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
-    AIOKafkaInstrumentor().instrument()
+    # Patches web.Application, so it must run before the app is built (runtime.run does).
+    AioHttpServerInstrumentor().instrument()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jwt
 from aiohttp import web
@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from msgraph_emulator.graph.errors import GraphError
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+VERIFIED_CACHE_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ class SigningKey:
 
     kid: str
     private_key: rsa.RSAPrivateKey
+    #: Tokens already verified with this key -> (context, exp). Verifying an RS256 JWT costs far
+    #: more than serving a calendar list, and clients reuse one token for an hour.
+    verified: dict[str, tuple[TokenContext, float]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def generate(cls) -> SigningKey:
@@ -82,6 +88,9 @@ def mint_access_token(
 
 def decode_access_token(key: SigningKey, token: str) -> TokenContext:
     """Verify signature, expiry and audience; raise 401 ``InvalidAuthenticationToken`` otherwise."""
+    cached = key.verified.get(token)
+    if cached is not None and time.time() < cached[1]:
+        return cached[0]
     try:
         claims = jwt.decode(
             token,
@@ -98,12 +107,16 @@ def decode_access_token(key: SigningKey, token: str) -> TokenContext:
         raise GraphError(
             401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience."
         ) from exc
-    return TokenContext(
+    ctx = TokenContext(
         user_id=str(claims["oid"]),
         tenant_id=str(claims["tid"]),
         client_id=str(claims.get("azp") or claims.get("appid", "")),
         scopes=frozenset(str(claims["scp"]).split()),
     )
+    if len(key.verified) >= VERIFIED_CACHE_MAX:
+        key.verified.clear()
+    key.verified[token] = (ctx, float(claims["exp"]))
+    return ctx
 
 
 def bearer_token(request: web.Request) -> str:

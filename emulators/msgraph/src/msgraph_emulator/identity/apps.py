@@ -8,6 +8,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from msgraph_emulator.users import User
+
 #: Entra's "supported account types" of an app registration.
 SignInAudience = Literal[
     "AzureADMyOrg",
@@ -31,6 +33,16 @@ class AppRegistration:
     def check_secret(self, secret: str) -> bool:
         # Constant-time compare: this is the one place a guessed secret could be timed.
         return any(hmac.compare_digest(secret.encode(), s.encode()) for s in self.secrets)
+
+    def admits(self, user: User) -> bool:
+        """Whether the registration's supported account types include this user."""
+        if self.sign_in_audience == "AzureADMyOrg":
+            return user.tenant_id == self.tenant_id
+        if self.sign_in_audience == "AzureADMultipleOrgs":
+            return not user.is_personal
+        if self.sign_in_audience == "PersonalMicrosoftAccount":
+            return user.is_personal
+        return True
 
     def allows_redirect(self, redirect_uri: str) -> bool:
         return redirect_uri in self.redirect_uris

@@ -135,7 +135,7 @@ def approve(
     req: AuthorizeRequest, user: User, store: IdentityStore, *, now: float, code_lifetime_s: int
 ) -> dict[str, str]:
     """The user accepted: record consent, issue a code; returns the redirect parameters."""
-    if not req.authority.allows(user):
+    if not req.authority.allows(user) or not req.app.admits(user):
         raise AuthorizeFailure(req.authority.refusal(user), None)
     store.grant_consent(user.id, req.app.client_id, set(scopes.resource_scopes(req.scopes)))
     code = store.issue_code(

@@ -34,9 +34,11 @@ def _invalid(message: str) -> MailboxError:
 
 
 def _enum(value: Any, allowed: tuple[str, ...] | dict[str, int]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise body_read(f"Requested value '{value}' was not found.")
-    return value
+    """Enum members are read case-insensitively (Microsoft's own samples send "Monday")."""
+    for name in allowed:
+        if isinstance(value, str) and value.casefold() == name.casefold():
+            return name
+    raise body_read(f"Requested value '{value}' was not found.")
 
 
 def _date(value: Any, name: str) -> str:
