@@ -13,11 +13,13 @@ import asyncio
 import gc
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import asyncpg
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ async def _wait_for_postgres(dsn: str, timeout_s: float = 30.0) -> None:
 
 
 @pytest.fixture
-async def fresh_database(infra: Infra) -> AsyncIterator[str]:
+async def fresh_database(infra: Infra) -> str:
     """A new, empty database with btree_gist; its DSN. Random name: no teardown needed."""
     await _wait_for_postgres(infra.admin_dsn)
     name = f"t_{uuid.uuid4().hex[:16]}"
@@ -84,13 +86,31 @@ async def fresh_database(infra: Infra) -> AsyncIterator[str]:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
     finally:
         await conn.close()
-    yield dsn
+    return dsn
 
 
 @pytest.fixture
 def unique() -> str:
     """A short random suffix for topic and group names."""
     return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def assert_serves_health() -> Callable[[web.Application], Awaitable[None]]:
+    """Serve a service's app and check the contract every process keeps (STYLE §6)."""
+
+    async def check(app: web.Application) -> None:
+        async with TestClient(TestServer(app)) as client:
+            assert (await client.get("/healthz")).status == 200
+            ready = await client.get("/readyz")
+            assert ready.status == 200, await ready.text()
+            assert (await ready.json())["checks"] == {"postgres": "ok", "kafka": "ok"}
+            assert "python_info" in await (await client.get("/metrics")).text()
+            missing = await client.get("/no-such-route")
+            assert missing.status == 404
+            assert missing.content_type == "application/problem+json"
+
+    return check
 
 
 @pytest.fixture(autouse=True)

@@ -129,9 +129,9 @@ class Webhook:
         assert self.server is not None
         return str(self.server.make_url(path))
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    async def wait_for(self, predicate: Callable[[], bool], within: float = 5.0) -> None:
         async with self.cond:
-            await asyncio.wait_for(self.cond.wait_for(predicate), timeout)
+            await asyncio.wait_for(self.cond.wait_for(predicate), within)
 
 
 @pytest.fixture
@@ -149,7 +149,7 @@ async def webhook() -> AsyncIterator[Webhook]:
 def auth_headers(
     make_user: Callable[..., User], token_for: Callable[..., str]
 ) -> Callable[..., Any]:
-    """``(user=None, **token_kwargs) -> (user, headers)``: a user (new unless given) and a bearer."""
+    """``(user=None, **token_kwargs) -> (user, headers)``: a user (new unless given), a bearer."""
 
     def _make(user: User | None = None, **kwargs: Any) -> tuple[User, dict[str, str]]:
         who = user or make_user()
@@ -253,7 +253,7 @@ def fast_delivery(state: EmulatorState) -> EmulatorState:
 
 
 async def wait_until(
-    state: EmulatorState, predicate: Callable[[], bool], timeout: float = 5.0
+    state: EmulatorState, predicate: Callable[[], bool], within: float = 5.0
 ) -> None:
     """Wait until ``predicate`` holds, re-checking whenever the delivery log records something."""
     event = asyncio.Event()
@@ -261,7 +261,7 @@ async def wait_until(
     listener = event.set
     log.listeners.append(listener)
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while not predicate():
                 await event.wait()
                 event.clear()

@@ -29,9 +29,11 @@ async def test_batch_runs_inner_requests_and_correlates_by_id(
     resp = await client.post("/v1.0/$batch", json=batch, headers=headers)
     assert resp.status == 200
     got = by_id(await resp.json())
-    assert got["1"]["status"] == 200 and got["1"]["body"]["value"][0]["isDefaultCalendar"]
+    assert got["1"]["status"] == 200
+    assert got["1"]["body"]["value"][0]["isDefaultCalendar"]
     assert got["1"]["headers"]["Content-Type"].startswith("application/json")
-    assert got["2"]["status"] == 200 and got["2"]["body"]["value"] == []
+    assert got["2"]["status"] == 200
+    assert got["2"]["body"]["value"] == []
     assert got["3"]["status"] >= 400
 
 
@@ -95,7 +97,8 @@ async def test_inner_post_needs_content_type_and_is_executed(
     ]}  # fmt: skip
     got = by_id(await (await client.post("/v1.0/$batch", json=batch, headers=headers)).json())
     assert got["1"]["status"] == 400
-    assert got["2"]["status"] == 201 and got["2"]["body"]["subject"] == "From batch"
+    assert got["2"]["status"] == 201
+    assert got["2"]["body"]["subject"] == "From batch"
 
 
 async def test_batch_sends_at_most_four_at_a_time_and_inner_requests_are_throttled(

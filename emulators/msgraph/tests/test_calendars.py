@@ -6,7 +6,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-
 CALENDAR_KEYS = {
     "id",
     "name",

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import ssl
 import uuid
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-import warnings
 
 # kiota-abstractions warns (DeprecationWarning) while its own request builders are imported.
 with warnings.catch_warnings():
@@ -35,6 +35,7 @@ with warnings.catch_warnings():
     from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import (
         DeltaRequestBuilder,
     )
+    from msgraph.graph_request_adapter import options as SDK_OPTIONS  # incl. /me URL rewrite
     from msgraph_core import GraphClientFactory
 
 from msgraph_emulator.graph.auth import mint_access_token
@@ -165,9 +166,19 @@ async def test_graph_service_client_against_https_emulator(https_emulator: Any) 
     )
     auth = BaseBearerTokenAuthenticationProvider(_StaticToken(token, "127.0.0.1"))
     trust = ssl.create_default_context(cafile=str(https_emulator.ca_path))
-    async with httpx.AsyncClient(verify=trust) as http:
+
+    async def show(r: Any) -> None:
+        print("REQ", r.method, r.url)
+
+    async def showr(r: Any) -> None:
+        print("RESP", r.status_code)
+
+    async with httpx.AsyncClient(
+        verify=trust, event_hooks={"request": [show], "response": [showr]}
+    ) as http:
         adapter = GraphRequestAdapter(
-            auth, GraphClientFactory.create_with_default_middleware(client=http)
+            auth,
+            GraphClientFactory.create_with_default_middleware(client=http, options=SDK_OPTIONS),
         )
         adapter.base_url = f"{https_emulator.base_url}/v1.0"
         client = GraphServiceClient(request_adapter=adapter)
@@ -199,3 +210,4 @@ async def test_graph_service_client_against_https_emulator(https_emulator: Any) 
             page = await client.me.calendar_view.delta.with_url(page.odata_next_link).get()
         assert seen == ["via sdk", "via sdk"]
         assert page is not None and "$deltatoken=" in (page.odata_delta_link or "")
+    await transport.aclose()

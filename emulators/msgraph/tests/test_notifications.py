@@ -61,7 +61,8 @@ async def test_notification_payload_has_documented_fields(
     data = item["resourceData"]
     assert data["@odata.type"] == "#Microsoft.Graph.Event"
     assert data["@odata.id"] == item["resource"]
-    assert data["id"] == "AAMkEv1=" and data["@odata.etag"].startswith('W/"')
+    assert data["id"] == "AAMkEv1="
+    assert data["@odata.etag"].startswith('W/"')
     assert webhook.posts[0]["query"] == {"tenant": "contoso"}  # query string kept
 
 
@@ -92,7 +93,8 @@ async def test_many_changes_share_few_posts(
         state.changes.emit(change(state, user, f"e{n}"))
     await webhook.wait_for(lambda: len(webhook.changes) == 300)
     sizes = [len(p["body"]["value"]) for p in webhook.posts]
-    assert max(sizes) <= 100 and len(sizes) < 10
+    assert max(sizes) <= 100
+    assert len(sizes) < 10
     assert len({c["id"] for c in webhook.changes}) == 300
 
 
@@ -210,8 +212,10 @@ def test_sdk_models_parse_subscription_payload() -> None:
         SdkSubscription
     )
     assert parsed.additional_data == {}
-    assert parsed.id == "s1" and parsed.client_state == "cs"
-    assert parsed.expiration_date_time is not None and parsed.expiration_date_time.year == 2030
+    assert parsed.id == "s1"
+    assert parsed.client_state == "cs"
+    assert parsed.expiration_date_time is not None
+    assert parsed.expiration_date_time.year == 2030
     assert parsed.latest_supported_tls_version == "v1_2"
 
 

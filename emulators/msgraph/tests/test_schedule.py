@@ -89,12 +89,14 @@ async def test_get_schedule_for_a_colleague(
     assert found["availabilityView"] == "021030"  # 08 free, 09 busy, 10 tent, 11 free, 12 oof
     items = found["scheduleItems"]
     assert [i["status"] for i in items] == ["busy", "tentative", "oof"]
-    assert items[0]["subject"] == "Standup" and items[0]["location"] == "Room 1"
+    assert items[0]["subject"] == "Standup"
+    assert items[0]["location"] == "Room 1"
     assert items[0]["start"] == {
         "dateTime": "2030-01-07T01:00:00.0000000",
         "timeZone": "Pacific Standard Time",
     }
-    assert items[2]["isPrivate"] is True and "subject" not in items[2]
+    assert items[2]["isPrivate"] is True
+    assert "subject" not in items[2]
     assert found["workingHours"]["daysOfWeek"][0] == "monday"
     assert missing["error"]["responseCode"] == "ErrorMailRecipientNotFound"
     assert me.id != colleague.id

@@ -49,7 +49,8 @@ async def test_create_returns_201_with_documented_fields(
     assert (sub["applicationId"], sub["creatorId"]) == ("app-1", user.id)
     assert sub["changeType"] == "created,updated,deleted"
     assert sub["latestSupportedTlsVersion"] == "v1_2"
-    assert sub["expirationDateTime"].endswith("Z") and len(sub["expirationDateTime"]) == 28
+    assert sub["expirationDateTime"].endswith("Z")
+    assert len(sub["expirationDateTime"]) == 28
     # Both URLs were validated, each with its own request, with the documented content type.
     assert [v[0] for v in webhook.validations] == ["hook", "lifecycle"]
     assert all(v[2] == "text/plain; charset=utf-8" for v in webhook.validations)
@@ -260,5 +261,6 @@ def test_validation_token_is_url_encoded_in_the_query() -> None:
 
     token = new_validation_token()
     url = URL("https://h/hook?a=1").extend_query(validationToken=token)
-    assert url.query["a"] == "1" and url.query["validationToken"] == token
+    assert url.query["a"] == "1"
+    assert url.query["validationToken"] == token
     assert quote(":") not in token

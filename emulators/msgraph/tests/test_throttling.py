@@ -31,7 +31,8 @@ async def test_fifth_concurrent_request_gets_application_throttled(
     throttled = next(r for r in results if r[0] == 429)
     assert throttled[1]["error"]["code"] == "ApplicationThrottled"
     assert throttled[1]["error"]["message"] == "Application is over its MailboxConcurrency limit."
-    assert throttled[2] is not None and int(throttled[2]) >= 1
+    assert throttled[2] is not None
+    assert int(throttled[2]) >= 1
 
 
 async def test_requests_per_ten_minutes_sliding_window(
@@ -41,7 +42,7 @@ async def test_requests_per_ten_minutes_sliding_window(
     limiter = state.subscriptions.limiter
     limiter.requests_per_window = 3
     limiter.clock = lambda: now[0]
-    user, headers = auth_headers()
+    _, headers = auth_headers()
     _, other_user = auth_headers()
     for _ in range(3):
         assert (await client.get("/v1.0/subscriptions", headers=headers)).status == 200

@@ -16,12 +16,13 @@ import asyncpg
 from aiohttp import web
 
 from calsync_common.contracts.topics import CATALOGUE
+from calsync_common.http.health import ReadinessCheck
 from calsync_common.kafka.admin import ensure_topics
 from calsync_common.kafka.consumer import ConsumerRunner
 from calsync_common.kafka.producer import EventPublisher
 from calsync_common.logging import configure_logging
 from calsync_common.postgres import migrations
-from calsync_common.postgres.pool import open_pool
+from calsync_common.postgres.pool import open_pool, ping
 from calsync_common.settings import ServiceSettings
 from calsync_common.telemetry import setup_telemetry
 
@@ -59,6 +60,11 @@ def publisher_ctx(settings: ServiceSettings, service: str) -> CleanupCtx:
             await publisher.stop()
 
     return ctx
+
+
+def infrastructure_checks(app: web.Application) -> dict[str, ReadinessCheck]:
+    """Readiness of what every service uses: its database and the Kafka cluster."""
+    return {"postgres": lambda: ping(app[POOL]), "kafka": lambda: app[PUBLISHER].ready()}
 
 
 def consumer_ctx(make_runner: Callable[[web.Application], ConsumerRunner]) -> CleanupCtx:

@@ -34,5 +34,6 @@ def setup_mailboxes(app: web.Application, state: EmulatorState) -> None:
         for view in ("calendarView", "calendarview"):
             r.add_get(f"{base}/{view}", calendar_view)
             r.add_get(f"{base}/{view}/delta", calendar_view_delta)
+            r.add_get(f"{base}/{view}/delta()", calendar_view_delta)  # the SDKs' spelling
     setup_control_mailboxes(app)
     setup_ground_truth(app)

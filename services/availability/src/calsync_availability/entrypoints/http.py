@@ -6,21 +6,13 @@ from aiohttp import web
 
 from calsync_availability.bootstrap import bootstrap
 from calsync_availability.settings import AvailabilitySettings
-from calsync_common.http.health import ReadinessCheck, setup_health_routes
+from calsync_common.http.health import setup_health_routes
 from calsync_common.http.problems import problem_middleware
-from calsync_common.postgres.pool import ping
-from calsync_common.runtime import POOL, PUBLISHER
+from calsync_common.runtime import infrastructure_checks
 
 
 def init_app(settings: AvailabilitySettings) -> web.Application:
     app = web.Application(middlewares=[problem_middleware()])
     bootstrap(app, settings)
-
-    def checks() -> dict[str, ReadinessCheck]:
-        return {
-            "postgres": lambda: ping(app[POOL]),
-            "kafka": lambda: app[PUBLISHER].ready(),
-        }
-
-    setup_health_routes(app, checks)
+    setup_health_routes(app, lambda: infrastructure_checks(app))
     return app
