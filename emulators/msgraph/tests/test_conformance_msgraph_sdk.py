@@ -167,15 +167,9 @@ async def test_graph_service_client_against_https_emulator(https_emulator: Any) 
     auth = BaseBearerTokenAuthenticationProvider(_StaticToken(token, "127.0.0.1"))
     trust = ssl.create_default_context(cafile=str(https_emulator.ca_path))
 
-    async def show(r: Any) -> None:
-        print("REQ", r.method, r.url)
-
-    async def showr(r: Any) -> None:
-        print("RESP", r.status_code)
-
-    async with httpx.AsyncClient(
-        verify=trust, event_hooks={"request": [show], "response": [showr]}
-    ) as http:
+    # The SDK wraps the client's transport in its middleware and does not close the inner one.
+    transport = httpx.AsyncHTTPTransport(verify=trust)
+    async with httpx.AsyncClient(transport=transport) as http:
         adapter = GraphRequestAdapter(
             auth,
             GraphClientFactory.create_with_default_middleware(client=http, options=SDK_OPTIONS),

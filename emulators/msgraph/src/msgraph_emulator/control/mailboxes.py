@@ -15,7 +15,13 @@ from msgraph_emulator.graph.errors import GraphError
 from msgraph_emulator.graph.mailbox_http import EMU, graph_handler, read_json, respond
 from msgraph_emulator.mailbox.model import Calendar
 from msgraph_emulator.mailbox.parse import parse_event
-from msgraph_emulator.mailbox.render import Owner, View, render_calendar, render_event
+from msgraph_emulator.mailbox.render import (
+    Owner,
+    View,
+    render_calendar,
+    render_event,
+    render_instance,
+)
 from msgraph_emulator.mailbox.store import Mailbox
 from msgraph_emulator.mailbox.writes import create_event, delete_event, update_event
 from msgraph_emulator.state import EmulatorState
@@ -85,8 +91,6 @@ async def update_event_route(request: web.Request) -> web.StreamResponse:
     update_event(mb, event_id, inp, state.mailboxes.emitter(mb), control=True)
     found = mb.locate(event_id)
     if found.instance is not None:
-        from msgraph_emulator.mailbox.render import render_instance
-
         return respond(render_instance(found.instance, owner, View()))
     return respond(render_event(found.event, owner, View()))
 
