@@ -67,11 +67,15 @@ def infrastructure_checks(app: web.Application) -> dict[str, ReadinessCheck]:
     return {"postgres": lambda: ping(app[POOL]), "kafka": lambda: app[PUBLISHER].ready()}
 
 
-def consumer_ctx(make_runner: Callable[[web.Application], ConsumerRunner]) -> CleanupCtx:
-    """Run a consumer loop for the app's lifetime; on shutdown stop polling, then close."""
+def consumer_ctx(
+    key: web.AppKey[ConsumerRunner], make_runner: Callable[[web.Application], ConsumerRunner]
+) -> CleanupCtx:
+    """Run a consumer loop for the app's lifetime (stored under ``key`` for readiness checks);
+    on shutdown stop polling, let the batch in flight commit, then close."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         runner = make_runner(app)
+        app[key] = runner
         await runner.start()
         task = asyncio.create_task(runner.run(), name=f"consumer:{runner.config.group_id}")
         try:

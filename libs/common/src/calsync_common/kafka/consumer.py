@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from opentelemetry import trace
 from prometheus_client import Counter
@@ -47,6 +48,7 @@ BATCH_FAILURES = Counter("calsync_consumer_batch_failures_total", "Batches abort
 
 TRANSIENT = (
     OSError,
+    KafkaError,  # e.g. the dead-letter produce timed out: re-read the batch, lose nothing
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.SerializationError,
@@ -123,6 +125,7 @@ class ConsumerRunner:
             **config.extra,
         )
         self._stopping = asyncio.Event()
+        self._failure: BaseException | None = None
 
     async def seek_to_stored(self, assigned: set[TopicPartition]) -> None:
         async with self.pool.acquire() as conn:
@@ -145,8 +148,22 @@ class ConsumerRunner:
     async def close(self) -> None:
         await self.consumer.stop()
 
+    async def ready(self) -> None:
+        """Readiness: the loop is alive (a crashed loop must not look like an idle one)."""
+        if self._failure is not None:
+            raise RuntimeError(f"consumer loop stopped: {self._failure!r}")
+
     async def run(self) -> None:
         """Poll, apply, store, commit; until stopped. Never lets one bad batch end the loop."""
+        try:
+            await self._loop()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._failure = exc
+            raise
+
+    async def _loop(self) -> None:
         backoff = self.config.retry_backoff_s
         while not self._stopping.is_set():
             batches = await self.consumer.getmany(
