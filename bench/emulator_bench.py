@@ -1,14 +1,20 @@
-"""Throughput of the Graph emulator: Graph requests/s and change notifications delivered/s.
+"""Throughput of the Graph emulator: Graph requests/s per endpoint and notifications/s.
 
 The emulator runs in a child process (its own core), plain HTTP on 127.0.0.1 (TLS is left out of
-the measurement). The load generator and the notification receiver run in this process.
+the measurement). The load generators (``emulator_load.py``) and the receiver run in this process.
 
-* Graph: ``GET /v1.0/me/calendars`` with bearer tokens, ``--users`` mailboxes x 4 concurrent
-  clients each — Outlook throttling stays ON and is respected (4 in flight per app + mailbox).
+* ``GET /v1.0/me/calendars`` (a simple GET) with bearer tokens, ``--users`` mailboxes x 4
+  concurrent clients each — Outlook throttling stays ON and is respected (4 in flight per app +
+  mailbox; each phase uses its own app id, so no phase eats another's 10-minute budget).
+* ``calendarView``: a random 7-day window of 2024 on a default calendar holding ``--events``
+  stored events (``--series`` of them recurring, no end), first page (``--view-page``).
+* ``calendarView/delta``: full initial rounds over a random ``--delta-days`` window, paged at
+  ``--delta-page`` (every nextLink followed until the deltaLink), in requests/s and rounds/s.
 * Notifications: one ``/me/events`` subscription per user to a local receiver; the child emits
   ``--changes`` changes (``state.changes.emit``) and we time until the receiver has them all.
 
     python bench/emulator_bench.py --out bench/results/emulator.json
+    BENCH_PROFILE=/tmp/emu.prof python bench/emulator_bench.py ...   # cProfile of the server
 """
 
 from __future__ import annotations
@@ -19,28 +25,30 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import socket
-import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
+from emulator_load import (
+    delta_load,
+    free_port,
+    get_load,
+    notification_load,
+    seed_calendar,
+    window_query,
+)
 
 CLIENT_ID = "bench-app"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def serve(port: int, key_pem: bytes, kid: str, users: list[dict[str, str]]) -> None:
-    """Child process: the emulator app plus a bench-only route that emits changes."""
+def serve(
+    port: int, key_pem: bytes, kid: str, users: list[dict[str, str]], events: int, series: int
+) -> None:
+    """Child process: the emulator app (calendars seeded) plus a bench-only change emitter."""
     from msgraph_emulator.app import STATE, init_app
     from msgraph_emulator.changes import Change
     from msgraph_emulator.graph.auth import SigningKey
@@ -53,8 +61,7 @@ def serve(port: int, key_pem: bytes, kid: str, users: list[dict[str, str]]) -> N
     private = serialization.load_pem_private_key(key_pem, password=None)
     state.signing_key = SigningKey(kid=kid, private_key=private)  # type: ignore[arg-type]
     for u in users:
-        user = state.users.add(User(**u))
-        state.mailboxes.ensure(user)
+        seed_calendar(state, state.users.add(User(**u)), events, series)
 
     async def emit(request: web.Request) -> web.Response:
         n = int(request.query["n"])
@@ -89,86 +96,6 @@ async def wait_ready(session: aiohttp.ClientSession, base: str) -> None:
     raise RuntimeError("emulator did not start")
 
 
-async def graph_load(
-    session: aiohttp.ClientSession, base: str, tokens: list[str], seconds: float
-) -> dict[str, Any]:
-    deadline = time.perf_counter() + seconds
-    counts: dict[int, int] = {}
-
-    async def worker(token: str) -> None:
-        headers = {"Authorization": f"Bearer {token}"}
-        while time.perf_counter() < deadline:
-            async with session.get(f"{base}/v1.0/me/calendars", headers=headers) as r:
-                await r.read()
-                counts[r.status] = counts.get(r.status, 0) + 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(t) for t in tokens for _ in range(4)))
-    elapsed = time.perf_counter() - started
-    total = sum(counts.values())
-    return {
-        "requests": total,
-        "seconds": round(elapsed, 3),
-        "requests_per_s": round(total / elapsed, 1),
-        "statuses": {str(k): v for k, v in counts.items()},
-        "concurrency": len(tokens) * 4,
-    }
-
-
-async def notification_load(
-    session: aiohttp.ClientSession, base: str, tokens: list[str], changes: int
-) -> dict[str, Any]:
-    received = 0
-    posts = 0
-    done = asyncio.Event()
-
-    async def hook(request: web.Request) -> web.Response:
-        nonlocal received, posts
-        token = request.query.get("validationToken")
-        if token is not None:
-            return web.Response(text=token, content_type="text/plain")
-        body = await request.json()
-        received += len(body["value"])
-        posts += 1
-        if received >= changes:
-            done.set()
-        return web.Response(status=202)
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        expiry = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-        for token in tokens:
-            sub = {
-                "changeType": "updated",
-                "notificationUrl": f"http://127.0.0.1:{port}/hook",
-                "resource": "/me/events",
-                "expirationDateTime": expiry,
-                "clientState": "b",
-            }
-            async with session.post(
-                f"{base}/v1.0/subscriptions", json=sub, headers={"Authorization": f"Bearer {token}"}
-            ) as r:
-                assert r.status == 201, await r.text()
-        started = time.perf_counter()
-        async with session.post(f"{base}/_bench/emit", params={"n": str(changes)}) as r:
-            assert r.status == 200
-        await asyncio.wait_for(done.wait(), timeout=120)
-        elapsed = time.perf_counter() - started
-    finally:
-        await runner.cleanup()
-    return {
-        "notifications": received,
-        "posts": posts,
-        "seconds": round(elapsed, 3),
-        "notifications_per_s": round(received / elapsed, 1),
-    }
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from msgraph_emulator.graph.auth import SigningKey, mint_access_token
 
@@ -188,32 +115,53 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         for n in range(args.users)
     ]
-    tokens = [
-        mint_access_token(
-            key,
-            issuer_base="http://bench",
-            user_id=u["id"],
-            tenant_id=tenant,
-            client_id=CLIENT_ID,
-            scopes=["Calendars.ReadWrite"],
-            lifetime_s=3600,
-        )
-        for u in users
-    ]
+
+    def tokens(phase: str) -> list[str]:
+        """One app id per phase: each phase gets its own per app + mailbox budget."""
+        return [
+            mint_access_token(
+                key,
+                issuer_base="http://bench",
+                user_id=u["id"],
+                tenant_id=tenant,
+                client_id=f"{CLIENT_ID}-{phase}",
+                scopes=["Calendars.ReadWrite"],
+                lifetime_s=3600,
+            )
+            for u in users
+        ]
+
     port = free_port()
-    child = mp.get_context("spawn").Process(target=serve, args=(port, pem, key.kid, users))
+    seed = (args.events, args.series)
+    child = mp.get_context("spawn").Process(target=serve, args=(port, pem, key.kid, users, *seed))
     child.start()
     base = f"http://127.0.0.1:{port}"
+    view_prefer = f"odata.maxpagesize={args.view_page}"
+
+    def calendars(_: object) -> str:
+        return f"{base}/v1.0/me/calendars"
+
+    def view(rng: Any) -> str:
+        return f"{base}/v1.0/me/calendarView?{window_query(rng, 7)}"
+
     try:
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
             await wait_ready(session, base)
-            await graph_load(session, base, tokens, 1.0)  # warm-up
-            graph = await graph_load(session, base, tokens, args.seconds)
-            notes = await notification_load(session, base, tokens, args.changes)
+            warm = tokens("warm-up")
+            await get_load(session, warm, 1.0, calendars)
+            await get_load(session, warm, 1.0, view, view_prefer)
+            graph = await get_load(session, tokens("get"), args.seconds, calendars)
+            cal_view = await get_load(session, tokens("view"), args.seconds, view, view_prefer)
+            delta = await delta_load(
+                session, base, tokens("delta"), args.seconds, args.delta_days, args.delta_page
+            )
+            notes = await notification_load(session, base, tokens("notify"), args.changes)
     finally:
         child.terminate()
         child.join()
+    cal_view["window_days"], cal_view["page_size"] = 7, args.view_page
+    delta["window_days"], delta["page_size"] = args.delta_days, args.delta_page
     return {
         "measured_at": datetime.now(UTC).isoformat(),
         "machine": {
@@ -228,8 +176,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "emulator": "child process",
             "throttling": "on (4 concurrent per app+mailbox respected)",
             "users": args.users,
+            "events_per_calendar": args.events,
+            "recurring_series_per_calendar": args.series,
         },
         "graph": graph,
+        "calendar_view": cal_view,
+        "delta": delta,
         "notifications": notes,
     }
 
@@ -240,14 +192,18 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--changes", type=int, default=50_000)
+    parser.add_argument("--events", type=int, default=2_000, help="stored events per calendar")
+    parser.add_argument("--series", type=int, default=40, help="of which recurring (no end)")
+    parser.add_argument("--view-page", type=int, default=10, help="calendarView maxpagesize")
+    parser.add_argument("--delta-days", type=int, default=30)
+    parser.add_argument("--delta-page", type=int, default=50)
     args = parser.parse_args()
     result = asyncio.run(run(args))
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
-    print(
-        json.dumps({"graph": result["graph"], "notifications": result["notifications"]}, indent=2)
-    )
+    keys = ("graph", "calendar_view", "delta", "notifications")
+    print(json.dumps({k: result[k] for k in keys}, indent=2))
 
 
 if __name__ == "__main__":

@@ -206,7 +206,7 @@ def test_withdrawn_consent_fails_with_65001(
 ) -> None:
     app, user, _ = signed_in("personal", "consumers")
     resp = sandbox.http.delete(f"{sandbox.base}/_emulator/users/{user['id']}/consents")
-    assert resp.json() == {"withdrawn": 1}
+    assert resp.json() == {"withdrawn": 1, "reauthorizationRequired": []}
     error = _silent_error(app)
     assert (error["error"], error["error_codes"]) == ("invalid_grant", [65001])
     assert error["suberror"] == "consent_required"

@@ -204,4 +204,12 @@ async def test_graph_service_client_against_https_emulator(https_emulator: Any) 
             page = await client.me.calendar_view.delta.with_url(page.odata_next_link).get()
         assert seen == ["via sdk", "via sdk"]
         assert page is not None and "$deltatoken=" in (page.odata_delta_link or "")
+        # The same mailbox addressed as /users/{userPrincipalName} (how a sync worker may call).
+        mailbox = client.users.by_user_id(user.user_principal_name.upper())
+        cals = await mailbox.calendars.get()
+        assert cals is not None and [c.id for c in cals.value or []] == [
+            c.id for c in calendars.value or []
+        ]
+        by_user = await mailbox.calendar_view.delta.get(request_configuration=config)
+        assert by_user is not None and [e.subject for e in by_user.value or []] == ["via sdk"]
     await transport.aclose()

@@ -157,3 +157,53 @@ async def test_tokens_are_per_user_and_garbage_is_rejected(graph_as: Callable[..
     assert status == 410 and err["error"]["code"] == "syncStateNotFound"
     status, err, _ = await alice.call("GET", "/v1.0/me/calendarView/delta?$deltatoken=%21%21")
     assert status == 400
+
+
+async def _pages(g: Any, url: str, page_size: int) -> tuple[list[list[dict[str, Any]]], str]:
+    pages: list[list[dict[str, Any]]] = []
+    while True:
+        headers = {"Prefer": f"odata.maxpagesize={page_size}"}
+        status, body, _ = await g.call("GET", url, headers=headers)
+        assert status == 200, body
+        pages.append(body["value"])
+        if "@odata.deltaLink" in body:
+            return pages, body["@odata.deltaLink"]
+        url = body["@odata.nextLink"]
+
+
+def _series(subject: str, kind: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "subject": subject,
+        "start": {"dateTime": "2024-06-01T11:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2024-06-01T11:30:00", "timeZone": "UTC"},
+        "recurrence": {
+            "pattern": {"type": kind, **extra},
+            "range": {"type": "endDate", "startDate": "2024-06-01", "endDate": "2024-06-10"},
+        },
+    }
+
+
+async def test_a_series_is_never_split_across_pages(graph_as: Callable[..., Any]) -> None:
+    g = graph_as()
+    singles = [await g.post("/v1.0/me/events", _event(d, f"s{d}")) for d in (1, 2, 30)]
+    daily = await g.post("/v1.0/me/events", _series("daily", "daily"))
+    weekly = await g.post(
+        "/v1.0/me/events", _series("weekly", "weekly", daysOfWeek=["monday", "wednesday"])
+    )
+    pages, link = await _pages(g, DELTA, page_size=3)
+    where: dict[str, set[int]] = {}
+    for n, page in enumerate(pages):
+        for item in page:
+            where.setdefault(item.get("seriesMasterId") or item["id"], set()).add(n)
+    assert all(len(found) == 1 for found in where.values()), where
+    # Page size 3: [s1, daily x10], [s2, weekly x3 (Jun 3, 5, 10)], [s30].
+    assert [len(p) for p in pages] == [11, 4, 1]
+    assert [p[0]["id"] for p in pages] == [s["id"] for s in singles]
+    assert {i["seriesMasterId"] for i in pages[0][1:]} == {daily["id"]}
+    assert {i["seriesMasterId"] for i in pages[1][1:]} == {weekly["id"]}
+    # In a later round, a changed series also comes whole on one page.
+    await g.call("PATCH", f"/v1.0/me/events/{daily['id']}", {"subject": "daily (renamed)"})
+    await g.call("PATCH", f"/v1.0/me/events/{singles[2]['id']}", {"subject": "s30 (renamed)"})
+    changed, _ = await _pages(g, link, page_size=2)
+    assert [len(p) for p in changed] == [10, 1]
+    assert {i["seriesMasterId"] for i in changed[0]} == {daily["id"]}

@@ -250,7 +250,7 @@ async def test_aged_refresh_token_is_700082(idp: Any) -> None:
 async def test_withdrawn_consent_is_65001(idp: Any) -> None:
     rt = (await idp.tokens(ADELE))["refresh_token"]
     resp = await idp.client.delete(f"/_emulator/users/{ADELE_ID}/consents/{APP_ID}")
-    assert (await resp.json()) == {"withdrawn": 1}
+    assert (await resp.json()) == {"withdrawn": 1, "reauthorizationRequired": []}
     body = await error_of(await idp.refresh(rt))
     assert (body["error_codes"], body["suberror"]) == ([65001], "consent_required")
 

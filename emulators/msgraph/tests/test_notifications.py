@@ -16,6 +16,11 @@ from .conftest import Webhook, wait_until
 from .test_subscriptions import body
 
 Client = TestClient  # type: ignore[type-arg]
+EVENT = {
+    "subject": "Notified",
+    "start": {"dateTime": "2030-01-07T09:00:00", "timeZone": "UTC"},
+    "end": {"dateTime": "2030-01-07T09:30:00", "timeZone": "UTC"},
+}
 
 
 async def subscribe(
@@ -45,7 +50,8 @@ async def test_notification_payload_has_documented_fields(
 ) -> None:
     user, headers = auth_headers()
     sub = await subscribe(client, webhook, headers)
-    state.changes.emit(change(state, user, "AAMkEv1="))
+    created = await client.post(f"/_emulator/users/{user.id}/calendars/default/events", json=EVENT)
+    event = await created.json()
     await webhook.wait_for(lambda: len(webhook.changes) == 1)
     item = webhook.changes[0]
     assert set(item) == {
@@ -57,12 +63,12 @@ async def test_notification_payload_has_documented_fields(
     assert (item["changeType"], item["clientState"], item["tenantId"]) == (
         "created", "secret-state", user.tenant_id,
     )  # fmt: skip
-    assert item["resource"] == f"Users/{user.id}/Events/AAMkEv1="
+    assert item["resource"] == f"Users/{user.id}/Events/{event['id']}"
     data = item["resourceData"]
     assert data["@odata.type"] == "#Microsoft.Graph.Event"
     assert data["@odata.id"] == item["resource"]
-    assert data["id"] == "AAMkEv1="
-    assert data["@odata.etag"].startswith('W/"')
+    assert data["id"] == event["id"]
+    assert data["@odata.etag"] == event["@odata.etag"]
     assert webhook.posts[0]["query"] == {"tenant": "contoso"}  # query string kept
 
 

@@ -6,12 +6,13 @@ from aiohttp import web
 
 from msgraph_emulator import seed
 from msgraph_emulator.appkeys import STATE as STATE
-from msgraph_emulator.control import identity_apps, identity_users, state_routes
+from msgraph_emulator.control import identity_apps, identity_users, openapi, state_routes
 from msgraph_emulator.graph import me
 from msgraph_emulator.graph.errors import graph_errors
 from msgraph_emulator.graph.mailbox_routes import setup_mailboxes
 from msgraph_emulator.graph.subscriptions_setup import setup_subscriptions
 from msgraph_emulator.identity import routes as identity_routes
+from msgraph_emulator.metrics import setup_metrics
 from msgraph_emulator.settings import EmulatorSettings
 from msgraph_emulator.state import EmulatorState
 
@@ -27,6 +28,7 @@ def init_app(settings: EmulatorSettings, state: EmulatorState | None = None) -> 
         # A fresh emulator starts with the seed file or the built-in sandbox (see README).
         seed.seed(state)
     app[STATE] = state
+    setup_metrics(app, state)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", healthz)
     # Each part registers its routes here (identity, graph calendars, subscriptions, control).
@@ -37,4 +39,5 @@ def init_app(settings: EmulatorSettings, state: EmulatorState | None = None) -> 
     identity_users.setup_routes(app)
     identity_apps.setup_routes(app)
     state_routes.setup_routes(app)
+    openapi.setup_routes(app)
     return app

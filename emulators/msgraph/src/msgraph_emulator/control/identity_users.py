@@ -91,7 +91,14 @@ async def revoke_sessions(request: web.Request) -> web.Response:
     user = lookup(state, request.match_info["user"])
     now = time.time()
     state.identity.revoke_user(user.id, now)
-    return web.json_response({"tokensValidFrom": datetime.fromtimestamp(now, UTC).isoformat()})
+    # Graph then asks every subscription on the mailbox to reauthorize (lifecycle notification).
+    affected = state.subscriptions.on_user_revoked(user.id)
+    return web.json_response(
+        {
+            "tokensValidFrom": datetime.fromtimestamp(now, UTC).isoformat(),
+            "reauthorizationRequired": affected,
+        }
+    )
 
 
 async def age_tokens(request: web.Request) -> web.Response:
@@ -117,11 +124,17 @@ async def list_consents(request: web.Request) -> web.Response:
 
 
 async def withdraw_consent(request: web.Request) -> web.Response:
-    """The user removes the app's permissions (one app, or all with no ``client`` segment)."""
+    """The user removes the app's permissions (one app, or all with no ``client`` segment).
+
+    That app's subscriptions on the mailbox (every app's, without ``client``) get
+    ``reauthorizationRequired``, as after an admin revokes permissions.
+    """
     state = state_of(request)
     user = lookup(state, request.match_info["user"])
-    removed = state.identity.withdraw_consent(user.id, request.match_info.get("client"))
-    return web.json_response({"withdrawn": removed})
+    client_id = request.match_info.get("client")
+    removed = state.identity.withdraw_consent(user.id, client_id)
+    affected = state.subscriptions.on_user_revoked(user.id, client_id)
+    return web.json_response({"withdrawn": removed, "reauthorizationRequired": affected})
 
 
 def setup_routes(app: web.Application) -> None:

@@ -64,10 +64,7 @@ async def lifecycle_action(request: web.Request) -> web.Response:
 
 
 async def user_revoked(request: web.Request) -> web.Response:
-    engine = _engine(request)
-    user_id = request.match_info["user_id"]
-    affected = [s.id for s in engine.store.for_user(user_id)]
-    engine.store.on_user_revoked(user_id)
+    affected = _engine(request).store.on_user_revoked(request.match_info["user_id"])
     return web.json_response({"subscriptionIds": affected}, status=202)
 
 

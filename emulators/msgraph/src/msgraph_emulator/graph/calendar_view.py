@@ -13,7 +13,6 @@ from msgraph_emulator.graph.events import read_prefs
 from msgraph_emulator.graph.mailbox_http import caller, context_url, graph_handler, respond
 from msgraph_emulator.graph.mailbox_query import page, refuse
 from msgraph_emulator.mailbox.errors import MailboxError
-from msgraph_emulator.mailbox.instances import in_window
 from msgraph_emulator.mailbox.render import render_instance
 from msgraph_emulator.mailbox.timezones import parse_instant
 
@@ -61,11 +60,11 @@ async def calendar_view(request: web.Request) -> web.StreamResponse:
     cal = calendar_of(who, request)
     lo, hi = window(request)
     p = read_prefs(request)
-    instances = in_window(who.mailbox.by_calendar.get(cal.id, {}).values(), lo, hi)
+    instances = who.mailbox.instances(cal.id, lo, hi)
     chunk, next_link = page(request, p, instances)
     cid = request.match_info.get("calendar_id")
     suffix = f"calendars('{cid}')/calendarView" if cid else "calendarView"
-    body: dict[str, Any] = {"@odata.context": context_url(request, who.user, suffix)}
+    body: dict[str, Any] = {"@odata.context": context_url(request, who, suffix)}
     if next_link:
         body["@odata.nextLink"] = next_link
     body["value"] = [render_instance(i, who.owner, p.view) for i in chunk]

@@ -1,4 +1,5 @@
-"""``/me/calendars``, ``/me/calendars/{id}``, ``/me/calendar``."""
+"""``{user}/calendars``, ``{user}/calendars/{id}``, ``{user}/calendar`` (``{user}``: ``/me`` or
+``/users/{id|upn}``; a delegate sees the owner's default calendar only)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from msgraph_emulator.mailbox.render import render_calendar
 def calendar_of(who: Caller, request: web.Request) -> Calendar:
     """The calendar a route names: ``{calendar_id}`` in the path, else the default one."""
     cid = request.match_info.get("calendar_id")
-    return who.mailbox.default_calendar() if cid is None else who.mailbox.calendar(cid)
+    cal = who.mailbox.default_calendar() if cid is None else who.mailbox.calendar(cid)
+    return who.check_calendar(cal)
 
 
 def _project(item: dict[str, object], fields: frozenset[str] | None) -> dict[str, object]:
@@ -34,11 +36,10 @@ async def list_calendars(request: web.Request) -> web.StreamResponse:
     who = caller(request)
     p = prefs(request)
     fields = select(request)
-    items = [
-        _project(render_calendar(c, who.owner), fields) for c in who.mailbox.calendars.values()
-    ]
+    visible = [c for c in who.mailbox.calendars.values() if not who.delegate or c.is_default]
+    items = [_project(render_calendar(who.as_seen(c), who.owner), fields) for c in visible]
     chunk, next_link = page(request, p, items)
-    body: dict[str, object] = {"@odata.context": context_url(request, who.user, "calendars")}
+    body: dict[str, object] = {"@odata.context": context_url(request, who, "calendars")}
     if next_link:
         body["@odata.nextLink"] = next_link
     body["value"] = chunk
@@ -50,5 +51,6 @@ async def get_calendar(request: web.Request) -> web.StreamResponse:
     who = caller(request)
     cal = calendar_of(who, request)
     suffix = "calendars/$entity" if "calendar_id" in request.match_info else "calendar/$entity"
-    body = {"@odata.context": context_url(request, who.user, suffix)}
-    return respond(body | _project(render_calendar(cal, who.owner), select(request)))
+    body = {"@odata.context": context_url(request, who, suffix)}
+    rendered = render_calendar(who.as_seen(cal), who.owner)
+    return respond(body | _project(rendered, select(request)))

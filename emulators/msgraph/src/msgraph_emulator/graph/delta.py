@@ -58,6 +58,9 @@ async def calendar_view_delta(request: web.Request) -> web.StreamResponse:
     raw = request.query.get("$skiptoken") or request.query.get("$deltatoken")
     if raw:
         token = Token.decode(raw)
+        state_calendar = store.calendar_of(token)
+        if who.delegate and state_calendar is not None:
+            who.check_calendar(who.mailbox.calendar(state_calendar))
         try:
             result = store.follow(who.mailbox, token, size)
         except MailboxError as err:

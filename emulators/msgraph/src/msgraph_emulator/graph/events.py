@@ -25,7 +25,7 @@ from msgraph_emulator.mailbox.store import Located
 def events_context(request: web.Request, who: Caller, entity: bool = False) -> str:
     cid = request.match_info.get("calendar_id")
     base = f"calendars('{cid}')/events" if cid else "events"
-    return context_url(request, who.user, base + ("/$entity" if entity else ""))
+    return context_url(request, who, base + ("/$entity" if entity else ""))
 
 
 def locate_in_route(who: Caller, request: web.Request) -> Located:
@@ -34,6 +34,7 @@ def locate_in_route(who: Caller, request: web.Request) -> Located:
     cid = request.match_info.get("calendar_id")
     if cid is not None and found.event.calendar_id != who.mailbox.calendar(cid).id:
         raise not_found()
+    who.check_calendar(who.mailbox.calendar(found.event.calendar_id))
     return found
 
 

@@ -6,16 +6,18 @@ import functools
 import json
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
 from msgraph_emulator.graph.auth import authenticate
 from msgraph_emulator.graph.errors import GraphError
-from msgraph_emulator.mailbox.errors import MailboxError
+from msgraph_emulator.graph.mailbox_access import Grant, delegate_grant, resolve_user
+from msgraph_emulator.mailbox.errors import MailboxError, access_denied
 from msgraph_emulator.mailbox.mailboxes import Mailboxes
+from msgraph_emulator.mailbox.model import Calendar
 from msgraph_emulator.mailbox.render import Owner, View
 from msgraph_emulator.mailbox.store import Mailbox
 from msgraph_emulator.mailbox.timezones import is_known_zone, resolve_zone
@@ -42,24 +44,43 @@ MAX_PAGE = 1000
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def _prefer(request: web.Request) -> str:
+    return ",".join(request.headers.getall("Prefer", []))
+
+
 def graph_handler(fn: Handler) -> Handler:
-    """Answer domain errors (MailboxError) with Graph's error body."""
+    """Answer domain errors (MailboxError) with Graph's error body; echo ``IdType`` preferences."""
 
     @functools.wraps(fn)
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
-            return await fn(request)
+            response = await fn(request)
         except MailboxError as err:
             raise GraphError(err.status, err.code, err.message) from err
+        if _PREFER_ID.search(_prefer(request)):
+            # Ids here never change (they are immutable already); Graph echoes the preference.
+            applied = response.headers.get("Preference-Applied")
+            echo = 'IdType="ImmutableId"'
+            response.headers["Preference-Applied"] = f"{applied},{echo}" if applied else echo
+        return response
 
     return wrapped
 
 
 @dataclass(frozen=True)
 class Caller:
+    """The signed-in user (``me``) and the mailbox the route addresses (``user``'s).
+
+    ``grant`` is "owner" for the caller's own mailbox, else the share ("read"/"write") that lets
+    a delegate in (see ``mailbox_access``); ``ref`` is the ``/users/{ref}`` segment as sent.
+    """
+
     state: EmulatorState
     user: User
     mailbox: Mailbox
+    me: User
+    grant: Grant = "owner"
+    ref: str | None = None
 
     @property
     def mailboxes(self) -> Mailboxes:
@@ -69,18 +90,40 @@ class Caller:
     def owner(self) -> Owner:
         return Owner(self.user.display_name, self.user.user_principal_name, self.user.is_personal)
 
+    @property
+    def delegate(self) -> bool:
+        return self.grant != "owner"
+
+    def check_calendar(self, calendar: Calendar) -> Calendar:
+        """A delegate reaches the owner's default calendar only (403 otherwise)."""
+        if self.delegate and not calendar.is_default:
+            raise access_denied()
+        return calendar
+
+    def as_seen(self, calendar: Calendar) -> Calendar:
+        """The calendar as the caller sees it: a delegate can't share it, edits per the share."""
+        return replace(calendar, access=self.grant) if self.delegate else calendar
+
 
 def caller(request: web.Request, scopes: tuple[str, ...] = READ) -> Caller:
     state = request.app[EMU]
     ctx = authenticate(request, state.signing_key, any_of=scopes)
-    user = state.users.get(ctx.user_id)
-    if user is None or user.tenant_id != ctx.tenant_id:
+    me = state.users.get(ctx.user_id)
+    if me is None or me.tenant_id != ctx.tenant_id:
         raise GraphError(
             404,
             "MailboxNotEnabledForRESTAPI",
             "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
         )
-    return Caller(state, user, state.mailboxes.ensure(user))
+    mine = state.mailboxes.ensure(me)
+    ref = request.match_info.get("user_ref")
+    if ref is None:
+        return Caller(state, me, mine, me)
+    target = resolve_user(state.users, me, ref)
+    if target is me:
+        return Caller(state, me, mine, me, ref=ref)
+    grant = delegate_grant(mine, target, ctx.scopes, writing=scopes == WRITE)
+    return Caller(state, target, state.mailboxes.ensure(target), me, grant, ref)
 
 
 @dataclass(frozen=True)
@@ -96,7 +139,7 @@ def prefs(
     select: frozenset[str] | None = None,
     expand_ext: frozenset[str] | None = None,
 ) -> Prefs:
-    header = ",".join(request.headers.getall("Prefer", []))
+    header = _prefer(request)
     applied: list[str] = []
     zone, label = None, "UTC"
     if m := _PREFER_TZ.search(header):
@@ -108,8 +151,6 @@ def prefs(
     if m := _PREFER_PAGE.search(header):
         size = max(1, min(int(m.group(1)), MAX_PAGE))
         applied.append(f"odata.maxpagesize={size}")
-    if _PREFER_ID.search(header):
-        applied.append('IdType="ImmutableId"')
     return Prefs(View(zone, label, select, expand_ext), size, tuple(applied))
 
 
@@ -117,8 +158,10 @@ def origin(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
-def context_url(request: web.Request, user: User, suffix: str) -> str:
-    return f"{origin(request)}/v1.0/$metadata#users('{user.id}')/{suffix}"
+def context_url(request: web.Request, who: Caller, suffix: str) -> str:
+    """``$metadata#users('{id}')/...``: the user id for /me, the path segment as sent otherwise."""
+    ref = who.user.id if who.ref is None else quote(who.ref, safe="")
+    return f"{origin(request)}/v1.0/$metadata#users('{ref}')/{suffix}"
 
 
 def link(request: web.Request, params: dict[str, str]) -> str:

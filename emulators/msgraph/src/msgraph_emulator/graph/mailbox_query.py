@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -12,6 +13,7 @@ from msgraph_emulator.graph.mailbox_http import MAX_PAGE, Prefs, bad_query, link
 _EXPAND = re.compile(r"^singleValueExtendedProperties(?:\(\$filter=(.*)\))?$", re.IGNORECASE)
 _ID_EQ = re.compile(r"id\s+eq\s+'((?:[^']|'')*)'", re.IGNORECASE)
 DEFAULT_PAGE = 10
+T = TypeVar("T")
 
 
 def select(request: web.Request) -> frozenset[str] | None:
@@ -50,8 +52,8 @@ def _int(request: web.Request, name: str) -> int | None:
 
 
 def page(
-    request: web.Request, prefs: Prefs, items: list[Any], default: int = DEFAULT_PAGE
-) -> tuple[list[Any], str | None]:
+    request: web.Request, prefs: Prefs, items: Sequence[T], default: int = DEFAULT_PAGE
+) -> tuple[Sequence[T], str | None]:
     """Slice ``items`` by $skip and $top (else Prefer: odata.maxpagesize); next link uses $skip."""
     skip = _int(request, "$skip") or 0
     top = _int(request, "$top")

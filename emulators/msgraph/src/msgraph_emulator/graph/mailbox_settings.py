@@ -43,12 +43,12 @@ def settings_json(time_zone: str) -> dict[str, Any]:
 @graph_handler
 async def get_mailbox_settings(request: web.Request) -> web.StreamResponse:
     who = caller(request, SCOPES)
-    body = {"@odata.context": context_url(request, who.user, "mailboxSettings")}
+    body = {"@odata.context": context_url(request, who, "mailboxSettings")}
     return respond(body | settings_json(who.user.time_zone))
 
 
 @graph_handler
 async def get_time_zone(request: web.Request) -> web.StreamResponse:
     who = caller(request, SCOPES)
-    ctx = context_url(request, who.user, "mailboxSettings/timeZone")
+    ctx = context_url(request, who, "mailboxSettings/timeZone")
     return respond({"@odata.context": ctx, "value": who.user.time_zone})

@@ -69,13 +69,15 @@ class NotificationEngine:
     def on_change(self, change: Change) -> None:
         ids = self.store.by_user.get(change.user_id)
         if not ids:
+            self.store.etags.forget(change.user_id)
             return
+        etag = self.store.etags.for_change(change, self.store.mailbox_view)
         faults = self.store.faults.for_user(change.user_id)
         for sub_id in list(ids):
             sub = self.store.by_id[sub_id]
             if not self.matches(sub, change):
                 continue
-            item = change_item(sub, change)
+            item = change_item(sub, change, etag)
             if faults.chance(faults.loss_rate):
                 self.store.deliveries.record_lost({**item, "url": sub.notification_url})
                 continue

@@ -2,7 +2,7 @@
 :class:`~msgraph_emulator.notify.mailbox_view.MailboxView`.
 
 Free/busy (getSchedule) reads the mailbox's default calendar, as Exchange does; cancelled
-instances never show.
+instances never show. Change notifications read event etags here (read-only).
 """
 
 from __future__ import annotations
@@ -16,6 +16,11 @@ from msgraph_emulator.mailbox.mailboxes import Mailboxes
 from msgraph_emulator.notify.mailbox_view import BusyInstance
 
 
+def etag_of(change_key: str) -> str:
+    """``@odata.etag`` of a stored event, exactly as ``mailbox/render.py`` writes it."""
+    return f'W/"{change_key}"'
+
+
 class MailboxesView:
     def __init__(self, mailboxes: Mailboxes) -> None:
         self.mailboxes = mailboxes
@@ -25,6 +30,17 @@ class MailboxesView:
         if mb is None:
             return None
         return next((c.id for c in mb.calendars.values() if c.is_default), None)
+
+    def event_etag(self, user_id: str, event_id: str) -> str | None:
+        mb = self.mailboxes.get(user_id)
+        event = mb.events.get(event_id) if mb is not None else None
+        return None if event is None else etag_of(event.change_key)
+
+    def event_etags(self, user_id: str) -> dict[str, str]:
+        mb = self.mailboxes.get(user_id)
+        if mb is None:
+            return {}
+        return {eid: etag_of(event.change_key) for eid, event in mb.events.items()}
 
     def instances_between(
         self, user_id: str, start: datetime, end: datetime

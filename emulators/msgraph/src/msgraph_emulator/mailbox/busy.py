@@ -18,7 +18,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from msgraph_emulator.mailbox.instances import in_window
 from msgraph_emulator.mailbox.model import Instance
 from msgraph_emulator.mailbox.store import Mailbox
 from msgraph_emulator.mailbox.timezones import format_offset
@@ -52,7 +51,7 @@ def _fmt(intervals: list[tuple[datetime, datetime]]) -> list[dict[str, str]]:
 
 
 def ground_truth(mb: Mailbox, calendar_id: str, lo: datetime, hi: datetime) -> dict[str, Any]:
-    instances = in_window(mb.by_calendar.get(calendar_id, {}).values(), lo, hi)
+    instances = mb.instances(calendar_id, lo, hi)
     rows: list[dict[str, Any]] = []
     spans: dict[str, list[tuple[datetime, datetime]]] = {"blocking": [], "busy": [], "tent": []}
     for inst in instances:

@@ -2,7 +2,9 @@
 
 A first round snapshots every instance in the window; later rounds read the mailbox change log
 after the token's sequence number and report, per changed stored event, its current instances in
-the window plus ``@removed`` for instances the client held that are gone. Sync states live in a
+the window plus ``@removed`` for instances the client held that are gone. A page holds all items
+of a series even when that exceeds the page size (Graph does not split a series across pages).
+Sync states live in a
 bounded LRU cache, like Outlook's delta token cache: an evicted or expired state answers 410.
 """
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from msgraph_emulator.mailbox.errors import MailboxError
-from msgraph_emulator.mailbox.instances import event_in_window, in_window
+from msgraph_emulator.mailbox.instances import event_in_window
 from msgraph_emulator.mailbox.model import Instance
 from msgraph_emulator.mailbox.store import Mailbox
 
@@ -25,9 +27,25 @@ from msgraph_emulator.mailbox.store import Mailbox
 @dataclass(frozen=True)
 class Removed:
     id: str
+    group: str = ""  # the stored event (series master or single) it belonged to
 
 
 DeltaItem = Instance | Removed
+
+
+def group_of(item: DeltaItem) -> str:
+    """Items of one series share a group: a page never splits it."""
+    if isinstance(item, Removed):
+        return item.group or item.id
+    return item.event_id
+
+
+def contiguous(items: list[DeltaItem]) -> list[DeltaItem]:
+    """Gather each series' items at the place of its first one (other order kept)."""
+    groups: dict[str, list[DeltaItem]] = {}
+    for item in items:
+        groups.setdefault(group_of(item), []).append(item)
+    return [item for members in groups.values() for item in members]
 
 
 @dataclass
@@ -123,10 +141,14 @@ class DeltaStore:
         while len(self._states) > self.capacity:
             self._states.popitem(last=False)
         items: list[DeltaItem] = []
-        for inst in in_window(mb.by_calendar.get(calendar_id, {}).values(), lo, hi):
+        for inst in mb.instances(calendar_id, lo, hi):
             state.known.setdefault(inst.event_id, set()).add(inst.id)
             items.append(inst)
-        return self._open_round(state, items, mb.seq, size)
+        return self._open_round(state, contiguous(items), mb.seq, size)
+
+    def calendar_of(self, token: Token) -> str | None:
+        state = self._states.get(token.state_id)
+        return None if state is None else state.calendar_id
 
     def follow(self, mb: Mailbox, token: Token, size: int) -> Page:
         """Serve a page for a $skiptoken or the first page of the next round for a $deltatoken."""
@@ -153,7 +175,7 @@ class DeltaStore:
             gone = sorted(before - current)
             if not now and not before:
                 gone = [event_id]  # changed outside the window: Graph reports it as @removed
-            items.extend(Removed(i) for i in gone)
+            items.extend(Removed(i, event_id) for i in gone)
             items.extend(now)
             if current:
                 state.known[event_id] = current
@@ -168,8 +190,11 @@ class DeltaStore:
 
     def _page(self, state: SyncState, round_id: str, offset: int, size: int) -> Page:
         items, seq = state.rounds[round_id]
-        chunk = items[offset : offset + size]
-        end = offset + len(chunk)
+        end = min(offset + size, len(items))
+        # A recurring series is not split across pages (community finding): the page grows.
+        while 0 < end < len(items) and group_of(items[end]) == group_of(items[end - 1]):
+            end += 1
+        chunk = items[offset:end]
         if end < len(items):
             nxt = Token(state.id, state.start, state.end, round_id, end)
             return Page(chunk, nxt, None)

@@ -77,6 +77,8 @@ class Event:
     #: exception only
     series_master_id: str | None = None
     original_start: datetime | None = None
+    #: seriesMaster only: cached expansion (``mailbox.expansion``), rebuilt when the series changes.
+    expansion: object | None = field(default=None, repr=False, compare=False)
 
     @property
     def type(self) -> EventType:

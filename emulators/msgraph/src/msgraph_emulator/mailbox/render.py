@@ -12,11 +12,12 @@ from zoneinfo import ZoneInfo
 
 from msgraph_emulator.mailbox.ids import occurrence_ical_uid
 from msgraph_emulator.mailbox.instances import single
-from msgraph_emulator.mailbox.model import Calendar, Event, Instance
+from msgraph_emulator.mailbox.model import PROP_DEFAULTS, Calendar, Event, Instance
 from msgraph_emulator.mailbox.timezones import format_local, format_offset, format_utc
 
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
+_B64URL = re.compile(r"[A-Za-z0-9_\-]*=*")
 EMPTY_LOCATION = {
     "displayName": "",
     "locationType": "default",
@@ -69,20 +70,22 @@ def body_preview(body: dict[str, Any]) -> str:
 
 def web_link(item_id: str, owner: Owner) -> str:
     host = "outlook.live.com" if owner.personal else "outlook.office365.com"
-    return f"https://{host}/owa/?itemid={quote(item_id, safe='')}&exvsurl=1&path=/calendar/item"
+    # Base64url ids only need "=" escaped; quote() is the slow general case.
+    escaped = item_id.replace("=", "%3D") if _B64URL.fullmatch(item_id) else quote(item_id, safe="")
+    return f"https://{host}/owa/?itemid={escaped}&exvsurl=1&path=/calendar/item"
 
 
 def render_instance(inst: Instance, owner: Owner, view: View) -> dict[str, Any]:
     src, master = inst.source, inst.master
     base = master if master is not None else src
-
-    def prop(name: str) -> Any:
-        if src is not base and name in src.props:
-            return src.props[name]
-        return base.prop(name)
+    # An exception's own properties win over its master's; unset ones take Graph's defaults.
+    merged = (
+        PROP_DEFAULTS | base.props | src.props if src is not base else PROP_DEFAULTS | src.props
+    )
+    prop = merged.get
 
     change_key = src.change_key
-    body = prop("body")
+    body: dict[str, Any] = merged["body"]
     location = prop("location") or EMPTY_LOCATION
     out: dict[str, Any] = {
         "@odata.etag": f'W/"{change_key}"',

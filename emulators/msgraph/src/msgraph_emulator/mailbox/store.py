@@ -2,15 +2,20 @@
 
 The change log gives every create/update/delete of a stored event (single, series master) a
 monotonically increasing sequence number, so a delta round reads only the entries after its
-token (O(changes)) instead of scanning the mailbox.
+token (O(changes)) instead of scanning the mailbox. Each calendar also has a
+:class:`~msgraph_emulator.mailbox.index.CalendarIndex` for calendarView windows; ``record``
+re-files the changed event, so every write path keeps it current.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from msgraph_emulator.mailbox import ids
 from msgraph_emulator.mailbox.errors import malformed_id, not_found
+from msgraph_emulator.mailbox.index import CalendarIndex
 from msgraph_emulator.mailbox.instances import occurrence_at
 from msgraph_emulator.mailbox.model import Calendar, Event, Instance
 
@@ -42,11 +47,20 @@ class Mailbox:
     seq: int = 0
     log: list[LogEntry] = field(default_factory=list)
     log_limit: int = 200_000
+    indexes: dict[str, CalendarIndex] = field(default_factory=dict)
 
     def add_calendar(self, calendar: Calendar) -> Calendar:
         self.calendars[calendar.id] = calendar
         self.by_calendar.setdefault(calendar.id, {})
+        self.indexes.setdefault(calendar.id, CalendarIndex())
         return calendar
+
+    def instances(self, calendar_id: str, lo: datetime, hi: datetime) -> Sequence[Instance]:
+        """calendarView of one calendar: instances overlapping [lo, hi), by start then id.
+
+        Instances are built as they are read (a page costs the page, not the window)."""
+        index = self.indexes.get(calendar_id)
+        return () if index is None else index.window(lo, hi)
 
     def default_calendar(self) -> Calendar:
         return next(c for c in self.calendars.values() if c.is_default)
@@ -60,12 +74,16 @@ class Mailbox:
     def put(self, event: Event) -> None:
         self.events[event.id] = event
         self.by_calendar.setdefault(event.calendar_id, {})[event.id] = event
+        self.indexes.setdefault(event.calendar_id, CalendarIndex()).add(event)
         if event.transaction_id:
             self.transactions[event.transaction_id] = event.id
 
     def remove(self, event: Event) -> None:
         self.events.pop(event.id, None)
         self.by_calendar.get(event.calendar_id, {}).pop(event.id, None)
+        index = self.indexes.get(event.calendar_id)
+        if index is not None:
+            index.discard(event.id)
         if event.transaction_id and self.transactions.get(event.transaction_id) == event.id:
             del self.transactions[event.transaction_id]
 
@@ -85,6 +103,9 @@ class Mailbox:
         return Located(master, instance)
 
     def record(self, calendar_id: str, event_id: str) -> int:
+        event = self.events.get(event_id)
+        if event is not None:  # re-file: the change may have moved it or made it a series
+            self.indexes.setdefault(event.calendar_id, CalendarIndex()).add(event)
         self.seq += 1
         self.log.append(LogEntry(self.seq, calendar_id, event_id))
         if len(self.log) > self.log_limit:

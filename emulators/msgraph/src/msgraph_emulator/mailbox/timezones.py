@@ -80,8 +80,12 @@ def parse_instant(value: str) -> datetime:
 
 
 def format_local(value: datetime) -> str:
-    """``2017-08-29T04:00:00.0000000`` (no offset, seven fractional digits)."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond:06d}0"
+    """``2017-08-29T04:00:00.0000000`` (no offset, seven fractional digits).
+
+    ``isoformat`` rather than ``strftime``: several times faster on this hot path, and it pads
+    years below 1000 to four digits as Graph does (``0001-01-01``).
+    """
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "0"
 
 
 def format_utc(value: datetime) -> str:
@@ -91,4 +95,4 @@ def format_utc(value: datetime) -> str:
 
 def format_offset(value: datetime) -> str:
     """DateTimeOffset as in ``originalStart``: ``2019-11-14T01:00:00Z``."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"

@@ -29,20 +29,32 @@ class DeliveryLog:
     lost: deque[dict[str, Any]] = field(default_factory=deque)
     delivered_count: int = 0
     failed_attempt_count: int = 0
+    #: Monotonic counters (until reset) by kind, for ``/metrics``.
+    delivered_by_kind: dict[str, int] = field(default_factory=dict)
+    failed_by_kind: dict[str, int] = field(default_factory=dict)
+    dropped_count: int = 0
+    lost_count: int = 0
     #: Called after every record (tests and the control API wait on these).
     listeners: list[Callable[[], None]] = field(default_factory=list)
 
     def record(self, attempt: Attempt) -> None:
+        kind = attempt.kind
         if attempt.status is not None and 200 <= attempt.status < 300:
             self.delivered_count += len(attempt.notification_ids)
+            self.delivered_by_kind[kind] = self.delivered_by_kind.get(kind, 0) + len(
+                attempt.notification_ids
+            )
         else:
             self.failed_attempt_count += 1
+            self.failed_by_kind[kind] = self.failed_by_kind.get(kind, 0) + 1
         self._push(self.attempts, attempt)
 
     def record_dropped(self, item: dict[str, Any]) -> None:
+        self.dropped_count += 1
         self._push(self.dropped, item)
 
     def record_lost(self, item: dict[str, Any]) -> None:
+        self.lost_count += 1
         self._push(self.lost, item)
 
     def _push(self, target: deque[Any], item: Any) -> None:
@@ -58,6 +70,10 @@ class DeliveryLog:
         self.lost.clear()
         self.delivered_count = 0
         self.failed_attempt_count = 0
+        self.delivered_by_kind.clear()
+        self.failed_by_kind.clear()
+        self.dropped_count = 0
+        self.lost_count = 0
 
     def to_json(self, subscription_id: str | None = None) -> dict[str, Any]:
         attempts = [asdict(a) for a in self.attempts]

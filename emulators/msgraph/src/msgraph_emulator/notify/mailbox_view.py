@@ -1,7 +1,8 @@
 """What this part needs from the calendar part's mailboxes (an adapter implements it).
 
 ``state.subscriptions.mailbox_view`` is set by the app to an adapter over ``state.mailboxes``.
-Without one, ``/me/events`` subscriptions match every calendar and getSchedule sees no events.
+Without one, ``/me/events`` subscriptions match every calendar, getSchedule sees no events and
+notifications carry no ``@odata.etag``.
 """
 
 from __future__ import annotations
@@ -32,3 +33,9 @@ class MailboxView(Protocol):
         self, user_id: str, start: datetime, end: datetime
     ) -> Iterable[BusyInstance]:
         """Occurrences overlapping [start, end) across the calendars getSchedule considers."""
+
+    def event_etag(self, user_id: str, event_id: str) -> str | None:
+        """The stored event's current ``@odata.etag`` (as a GET returns it), None if unknown."""
+
+    def event_etags(self, user_id: str) -> dict[str, str]:
+        """``{event id: @odata.etag}`` of every stored event (singles and series masters)."""

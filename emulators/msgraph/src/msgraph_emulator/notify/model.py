@@ -89,7 +89,12 @@ class Subscription:
     reauthorization_notice_sent: bool = False
 
     def to_graph(self) -> dict[str, Any]:
-        """The JSON Graph returns for this subscription (without ``@odata.context``)."""
+        """The JSON Graph returns for this subscription (without ``@odata.context``).
+
+        Key set and nulls as in the Outlook subscription sample (outlook-change-notifications-
+        overview.md, example 1), ``includeResourceData`` null unless set, but without
+        ``notificationContentType``: the v1.0 schema (and so msgraph-sdk) has no such property.
+        """
         return {
             "id": self.id,
             "resource": self.resource,
@@ -101,7 +106,7 @@ class Subscription:
             "lifecycleNotificationUrl": self.lifecycle_notification_url,
             "expirationDateTime": format_utc(self.expiration),
             "creatorId": self.creator_id,
-            "includeResourceData": self.include_resource_data,
+            "includeResourceData": True if self.include_resource_data else None,
             "latestSupportedTlsVersion": self.latest_supported_tls_version,
             "encryptionCertificate": self.encryption_certificate,
             "encryptionCertificateId": self.encryption_certificate_id,

@@ -15,20 +15,26 @@ def _opaque(n: int) -> str:
 
 
 def change_item(sub: Subscription, change: Change, etag: str | None = None) -> dict[str, Any]:
-    """One change notification as Outlook sends it for an event (no resource data)."""
+    """One change notification as Outlook sends it for an event (no resource data).
+
+    ``etag`` is the event's ``@odata.etag`` (its last one for ``deleted``); None leaves it out.
+    """
     path = f"Users/{change.user_id}/Events/{change.event_id}"
+    resource_data: dict[str, Any] = {
+        "@odata.type": "#Microsoft.Graph.Event",
+        "@odata.id": path,
+        "@odata.etag": etag,
+        "id": change.event_id,
+    }
+    if etag is None:
+        del resource_data["@odata.etag"]
     return {
         "id": _opaque(9),
         "subscriptionId": sub.id,
         "subscriptionExpirationDateTime": format_utc(sub.expiration),
         "changeType": change.change_type,
         "resource": path,
-        "resourceData": {
-            "@odata.type": "#Microsoft.Graph.Event",
-            "@odata.id": path,
-            "@odata.etag": etag or f'W/"{_opaque(12)}"',
-            "id": change.event_id,
-        },
+        "resourceData": resource_data,
         "clientState": sub.client_state,
         "tenantId": sub.tenant_id,
     }

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from msgraph_emulator.notify.deliveries import DeliveryLog
+from msgraph_emulator.notify.etags import EtagCache
 from msgraph_emulator.notify.faults import FaultRegistry
 from msgraph_emulator.notify.limits import MailboxLimiter
 from msgraph_emulator.notify.mailbox_view import MailboxView
@@ -31,6 +32,7 @@ class SubscriptionStore:
         self.clock: Callable[[], datetime] = utc_now
         self.mailbox_view: MailboxView | None = None
         self.lifecycle_listeners: list[LifecycleListener] = []
+        self.etags = EtagCache()
 
     def configure(self, settings: EmulatorSettings) -> None:
         self.limiter.concurrency = settings.mailbox_concurrency
@@ -41,6 +43,8 @@ class SubscriptionStore:
     def add(self, sub: Subscription) -> Subscription:
         self.by_id[sub.id] = sub
         self.by_user.setdefault(sub.user_id, set()).add(sub.id)
+        if self.mailbox_view is not None:
+            self.etags.prime(sub.user_id, self.mailbox_view)
         return sub
 
     def get(self, sub_id: str) -> Subscription | None:
@@ -71,10 +75,17 @@ class SubscriptionStore:
         for listener in self.lifecycle_listeners:
             listener(sub, event)
 
-    def on_user_revoked(self, user_id: str) -> None:
-        """Consent or sessions revoked: every subscription on the mailbox needs reauthorization."""
-        for sub in self.for_user(user_id):
+    def on_user_revoked(self, user_id: str, application_id: str | None = None) -> list[str]:
+        """Sessions revoked or consent withdrawn: the mailbox's subscriptions (only those of
+        ``application_id`` when given) need reauthorization. Returns their ids."""
+        affected = [
+            sub
+            for sub in self.for_user(user_id)
+            if application_id is None or sub.application_id == application_id
+        ]
+        for sub in affected:
             self.lifecycle(sub, "reauthorizationRequired")
+        return [sub.id for sub in affected]
 
     # --- state part protocol -------------------------------------------------------------
     def reset(self) -> None:
@@ -83,6 +94,7 @@ class SubscriptionStore:
         self.faults.clear()
         self.deliveries.reset()
         self.limiter.reset()
+        self.etags.clear()
 
     def dump(self) -> dict[str, Any]:
         return {
