@@ -230,3 +230,38 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_consumer_keep
     assert poisoned["x-dlq-attempts"] == b"3"
     assert poisoned["x-dlq-error"].startswith(b"ValueError: cannot apply booking 2")
     assert poisoned["ce_type"] == b"dev.calsync.booking.confirmed.v1"
+
+
+async def test_dependency_down_re_reads_the_batch_and_applies_each_event_once_in_order(
+    infra: object,
+    pool: asyncpg.Pool,
+    publisher: EventPublisher,
+    topics: tuple[str, str],
+    unique: str,
+) -> None:
+    from calsync_common.kafka.consumer import RetryLater
+
+    topic, dlq = topics
+    failures_left = 3
+
+    async def flaky(conn: Connection, event: ConsumedEvent) -> None:
+        nonlocal failures_left
+        assert isinstance(event.envelope.data, BookingConfirmed)
+        if event.envelope.data.title == "booking 4" and failures_left:
+            failures_left -= 1
+            raise RetryLater("calendar service unavailable")
+        await record(conn, event)
+
+    for n in range(1, 8):  # one key: one partition, known order
+        await publish_to(publisher, topic, booking(n))
+    config = ConsumerConfig(
+        group_id=f"g-{unique}", topics=[topic], dead_letter_topic=dlq, retry_backoff_s=0.01
+    )
+    runner = ConsumerRunner(infra.kafka_bootstrap, config, pool, flaky, publisher)  # type: ignore[attr-defined]
+    async with running(runner):
+        await wait_for(lambda: _eq(count(pool), 7))
+    rows = await pool.fetch("SELECT payload FROM applied ORDER BY offset_no")
+    assert [json.loads(r["payload"])["title"] for r in rows] == [
+        f"booking {n}" for n in range(1, 8)
+    ]
+    assert failures_left == 0

@@ -126,6 +126,9 @@ class ConsumerRunner:
         )
         self._stopping = asyncio.Event()
         self._failure: BaseException | None = None
+        # Partitions whose position is past an aborted batch until a seek back succeeds; their
+        # records are not applied meanwhile, so a failed seek can never skip a message.
+        self._needs_seek: set[TopicPartition] = set()
 
     async def seek_to_stored(self, assigned: set[TopicPartition]) -> None:
         async with self.pool.acquire() as conn:
@@ -170,6 +173,9 @@ class ConsumerRunner:
                 timeout_ms=self.config.poll_timeout_ms, max_records=self.config.batch_max_records
             )
             for tp, records in batches.items():
+                if tp in self._needs_seek:
+                    await self._reseek(tp)
+                    continue  # records fetched from the old position are dropped, not applied
                 try:
                     next_offset = await self._apply_partition_batch(tp, records)
                 except (RetryLater, *TRANSIENT) as exc:
@@ -189,10 +195,13 @@ class ConsumerRunner:
                     await self.consumer.commit({tp: next_offset})
 
     async def _reseek(self, tp: TopicPartition) -> None:
+        self._needs_seek.add(tp)
         try:
             await self.seek_to_stored({tp})
         except TRANSIENT:
             log.warning("cannot read stored offsets yet", extra={"partition": str(tp)})
+        else:
+            self._needs_seek.discard(tp)
 
     async def _apply_partition_batch(
         self, tp: TopicPartition, records: list[ConsumerRecord]
