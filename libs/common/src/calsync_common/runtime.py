@@ -48,7 +48,9 @@ def postgres_ctx(settings: ServiceSettings, service: str, versions_dir: Path) ->
 def publisher_ctx(settings: ServiceSettings, service: str) -> CleanupCtx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         bootstrap = settings.platform.kafka_bootstrap
-        await ensure_topics(bootstrap, CATALOGUE)
+        await ensure_topics(
+            bootstrap, CATALOGUE, replication=settings.platform.kafka_topic_replication
+        )
         publisher = EventPublisher(
             bootstrap, client_id=f"calsync-{service}", source=f"/calsync/{service}"
         )

@@ -26,6 +26,8 @@ class PlatformSettings(BaseSettings):
 
     environment: Environment = "development"
     kafka_bootstrap: str = "127.0.0.1:9092"
+    #: Replication factor of topics the services create at start (1 on the single local node).
+    kafka_topic_replication: int = Field(default=1, ge=1)
     #: OTLP/HTTP endpoint for traces and metrics; telemetry export is off when unset.
     otlp_endpoint: str | None = None
     log_level: str = "INFO"
