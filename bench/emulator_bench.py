@@ -12,6 +12,9 @@ the measurement). The load generators (``emulator_load.py``) and the receiver ru
   ``--delta-page`` (every nextLink followed until the deltaLink), in requests/s and rounds/s.
 * Notifications: one ``/me/events`` subscription per user to a local receiver; the child emits
   ``--changes`` changes (``state.changes.emit``) and we time until the receiver has them all.
+* GC: like ``python -m msgraph_emulator``, the child calls ``freeze_startup_heap()`` once seeded
+  (``--no-gc-freeze`` leaves it out, for comparison); ``gc`` reports the full (generation 2)
+  collections the server ran and their pauses.
 
     python bench/emulator_bench.py --out bench/results/emulator.json
     BENCH_PROFILE=/tmp/emu.prof python bench/emulator_bench.py ...   # cProfile of the server
@@ -34,6 +37,7 @@ import aiohttp
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from emulator_load import (
+    FullGcPauses,
     delta_load,
     free_port,
     get_load,
@@ -46,10 +50,16 @@ CLIENT_ID = "bench-app"
 
 
 def serve(
-    port: int, key_pem: bytes, kid: str, users: list[dict[str, str]], events: int, series: int
+    port: int,
+    key_pem: bytes,
+    kid: str,
+    users: list[dict[str, str]],
+    seed: tuple[int, int],
+    gc_freeze: bool,
 ) -> None:
-    """Child process: the emulator app (calendars seeded) plus a bench-only change emitter."""
-    from msgraph_emulator.app import STATE, init_app
+    """Child process: the emulator app (calendars seeded) plus bench-only change emitter and GC
+    pause report."""
+    from msgraph_emulator.app import STATE, freeze_startup_heap, init_app
     from msgraph_emulator.changes import Change
     from msgraph_emulator.graph.auth import SigningKey
     from msgraph_emulator.settings import EmulatorSettings
@@ -61,7 +71,10 @@ def serve(
     private = serialization.load_pem_private_key(key_pem, password=None)
     state.signing_key = SigningKey(kid=kid, private_key=private)  # type: ignore[arg-type]
     for u in users:
-        seed_calendar(state, state.users.add(User(**u)), events, series)
+        seed_calendar(state, state.users.add(User(**u)), *seed)
+    if gc_freeze:
+        freeze_startup_heap()
+    gc_pauses = FullGcPauses(frozen=gc_freeze)
 
     async def emit(request: web.Request) -> web.Response:
         n = int(request.query["n"])
@@ -73,6 +86,7 @@ def serve(
         return web.json_response({"emitted": n})
 
     app.router.add_post("/_bench/emit", emit)
+    app.router.add_get("/_bench/gc", gc_pauses.report)
     profile_to = os.environ.get("BENCH_PROFILE")
     if not profile_to:
         web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
@@ -133,7 +147,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     port = free_port()
     seed = (args.events, args.series)
-    child = mp.get_context("spawn").Process(target=serve, args=(port, pem, key.kid, users, *seed))
+    child_args = (port, pem, key.kid, users, seed, not args.no_gc_freeze)
+    child = mp.get_context("spawn").Process(target=serve, args=child_args)
     child.start()
     base = f"http://127.0.0.1:{port}"
     view_prefer = f"odata.maxpagesize={args.view_page}"
@@ -157,6 +172,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 session, base, tokens("delta"), args.seconds, args.delta_days, args.delta_page
             )
             notes = await notification_load(session, base, tokens("notify"), args.changes)
+            async with session.get(f"{base}/_bench/gc") as r:
+                gc_figures = await r.json()
     finally:
         child.terminate()
         child.join()
@@ -183,6 +200,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "calendar_view": cal_view,
         "delta": delta,
         "notifications": notes,
+        "gc": gc_figures,
     }
 
 
@@ -197,12 +215,13 @@ def main() -> None:
     parser.add_argument("--view-page", type=int, default=10, help="calendarView maxpagesize")
     parser.add_argument("--delta-days", type=int, default=30)
     parser.add_argument("--delta-page", type=int, default=50)
+    parser.add_argument("--no-gc-freeze", action="store_true", help="leave out gc.freeze()")
     args = parser.parse_args()
     result = asyncio.run(run(args))
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
-    keys = ("graph", "calendar_view", "delta", "notifications")
+    keys = ("graph", "calendar_view", "delta", "notifications", "gc")
     print(json.dumps({k: result[k] for k in keys}, indent=2))
 
 

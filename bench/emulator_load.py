@@ -7,6 +7,7 @@ HTTP statuses, so a throttled (429) run shows up in the figures instead of being
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import socket
 import time
@@ -197,3 +198,33 @@ async def notification_load(
         "seconds": round(elapsed, 3),
         "notifications_per_s": round(received / elapsed, 1),
     }
+
+
+class FullGcPauses:
+    """Server side (the bench child): times every full (generation 2) collection from now on;
+    ``report`` is the ``GET /_bench/gc`` handler."""
+
+    def __init__(self, frozen: bool) -> None:
+        self.frozen = frozen
+        self.pauses: list[float] = []
+        self._began = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.pauses.append(time.perf_counter() - self._began)
+
+    async def report(self, _: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "freeze": self.frozen,
+                "frozen_objects": gc.get_freeze_count(),
+                "full_collections": len(self.pauses),
+                "full_pause_ms_total": round(sum(self.pauses) * 1000, 1),
+                "full_pause_ms_max": round(max(self.pauses, default=0.0) * 1000, 1),
+            }
+        )

@@ -102,6 +102,67 @@ async def test_get_schedule_for_a_colleague(
     assert me.id != colleague.id
 
 
+async def test_recurring_series_with_an_exception_and_a_cancelled_occurrence(
+    client: Client, auth_headers: Callable[..., Any], make_user: Callable[..., Any]
+) -> None:
+    """getSchedule reads the calendar index: a series' occurrences, an exception moved and
+    re-statused, a cancelled occurrence left out, plus a single event in between."""
+    _, headers = auth_headers(make_user(tenant_id=TENANT))
+    colleague, colleague_headers = auth_headers(make_user(tenant_id=TENANT, name="Alex Wilber"))
+    series = {
+        "subject": "Daily", "showAs": "busy",
+        "start": {"dateTime": "2030-01-07T09:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2030-01-07T10:00:00", "timeZone": "UTC"},
+        "recurrence": {
+            "pattern": {"type": "daily", "interval": 1},
+            "range": {"type": "numbered", "startDate": "2030-01-07", "numberOfOccurrences": 3},
+        },
+    }  # fmt: skip
+    resp = await client.post("/v1.0/me/events", json=series, headers=colleague_headers)
+    assert resp.status == 201, await resp.text()
+    master = await resp.json()
+    window = "startDateTime=2030-01-07T00:00:00Z&endDateTime=2030-01-10T00:00:00Z"
+    resp = await client.get(
+        f"/v1.0/me/events/{master['id']}/instances?{window}", headers=colleague_headers
+    )
+    first, second, third = (await resp.json())["value"]
+    assert first["start"]["dateTime"].startswith("2030-01-07T09:00")
+    moved = {
+        "subject": "Moved", "showAs": "oof",
+        "start": {"dateTime": "2030-01-08T12:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2030-01-08T13:00:00", "timeZone": "UTC"},
+    }  # fmt: skip
+    resp = await client.patch(
+        f"/v1.0/me/events/{second['id']}", json=moved, headers=colleague_headers
+    )
+    assert resp.status == 200, await resp.text()
+    resp = await client.delete(f"/v1.0/me/events/{third['id']}", headers=colleague_headers)
+    assert resp.status == 204
+    await add_event(
+        client, colleague_headers, "2030-01-08T15:00:00", "2030-01-08T15:30:00", "tentative", "1:1"
+    )
+    body = {
+        **request_body(colleague.user_principal_name),
+        "startTime": {"dateTime": "2030-01-07T00:00:00", "timeZone": "UTC"},
+        "endTime": {"dateTime": "2030-01-10T00:00:00", "timeZone": "UTC"},
+    }
+    resp = await client.post("/v1.0/me/calendar/getSchedule", json=body, headers=headers)
+    assert resp.status == 200, await resp.text()
+    (found,) = (await resp.json())["value"]
+    seen = [
+        (i["subject"], i["status"], i["start"]["dateTime"], i["end"]["dateTime"])
+        for i in found["scheduleItems"]
+    ]
+    assert seen == [
+        ("Daily", "busy", "2030-01-07T09:00:00.0000000", "2030-01-07T10:00:00.0000000"),
+        ("Moved", "oof", "2030-01-08T12:00:00.0000000", "2030-01-08T13:00:00.0000000"),
+        ("1:1", "tentative", "2030-01-08T15:00:00.0000000", "2030-01-08T15:30:00.0000000"),
+    ]
+    slots = ["0"] * 72  # hourly over three days
+    slots[9], slots[24 + 12], slots[24 + 15] = "2", "3", "1"
+    assert found["availabilityView"] == "".join(slots)  # nothing at 09:00 on the 8th or 9th
+
+
 async def test_default_interval_and_validation(
     client: Client, auth_headers: Callable[..., Any], make_user: Callable[..., Any]
 ) -> None:

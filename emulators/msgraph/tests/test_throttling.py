@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from msgraph_emulator.notify.limits import MailboxLimiter
 from msgraph_emulator.state import EmulatorState
+from msgraph_emulator.users import User, UserRegistry
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -33,6 +35,75 @@ async def test_fifth_concurrent_request_gets_application_throttled(
     assert throttled[1]["error"]["message"] == "Application is over its MailboxConcurrency limit."
     assert throttled[2] is not None
     assert int(throttled[2]) >= 1
+
+
+async def test_delegates_share_the_owners_mailbox_budget(
+    client: Client,
+    auth_headers: Callable[..., Any],
+    make_user: Callable[..., User],
+    state: EmulatorState,
+) -> None:
+    """Outlook counts per app + mailbox: two signed-in users calling one shared mailbox share
+    its 4-request concurrency; the delegate's own mailbox keeps its own budget."""
+    tenant = str(uuid.uuid4())
+    owner = make_user(tenant_id=tenant)
+    share = {
+        "name": "Adele's calendar",
+        "access": "read",
+        "owner": {"name": owner.display_name, "address": owner.user_principal_name},
+    }
+    delegates = [make_user(tenant_id=tenant, name=n) for n in ("Megan Bowen", "Alex Wilber")]
+    headers = []
+    for delegate in delegates:
+        resp = await client.post(f"/_emulator/users/{delegate.id}/calendars", json=share)
+        assert resp.status == 201
+        scopes = ("Calendars.Read", "Calendars.Read.Shared")
+        headers.append(auth_headers(delegate, scopes=scopes, client_id="app-1")[1])
+    await client.put(f"/_emulator/faults/users/{owner.id}", json={"latency_ms": 300})
+    refs = (owner.id, owner.user_principal_name.upper())  # id or UPN, any case
+
+    async def get(h: dict[str, str], path: str) -> tuple[int, dict[str, Any]]:
+        resp = await client.get(path, headers=h)
+        return resp.status, await resp.json()
+
+    own = get(headers[0], "/v1.0/me/calendar")
+    shared = [get(headers[i % 2], f"/v1.0/users/{refs[i % 2]}/calendar") for i in range(6)]
+    results = await asyncio.gather(own, *shared)
+    assert results[0][0] == 200
+    assert sorted(status for status, _ in results[1:]) == [200, 200, 200, 200, 429, 429]
+    throttled = {body["error"]["code"] for status, body in results[1:] if status == 429}
+    assert throttled == {"ApplicationThrottled"}
+    recent = state.subscriptions.limiter.recent
+    assert set(recent) == {("app-1", owner.id), ("app-1", delegates[0].id)}
+    assert len(recent[("app-1", owner.id)]) == 6
+
+
+async def test_unknown_or_foreign_user_counts_against_the_caller(
+    client: Client,
+    auth_headers: Callable[..., Any],
+    make_user: Callable[..., User],
+    state: EmulatorState,
+) -> None:
+    caller, headers = auth_headers(client_id="app-2")
+    foreign = make_user()  # another tenant: Graph can't resolve it from the caller's
+    for ref in ("nobody@contoso.example", foreign.id):
+        resp = await client.get(f"/v1.0/users/{ref}/calendar", headers=headers)
+        assert resp.status == 404
+        assert (await resp.json())["error"]["code"] == "ErrorInvalidUser"
+    recent = state.subscriptions.limiter.recent
+    assert list(recent) == [("app-2", caller.id)]
+    assert len(recent[("app-2", caller.id)]) == 2
+
+
+def test_upn_index_follows_adds_replacements_and_reset() -> None:
+    users = UserRegistry()
+    adele = users.add(User("id-1", "t", "Adele@Contoso.example", "Adele"))
+    assert users.by_upn("adele@contoso.EXAMPLE") is adele
+    renamed = users.add(User("id-1", "t", "adele.v@contoso.example", "Adele"))
+    assert users.by_upn("adele@contoso.example") is None
+    assert users.by_upn("ADELE.V@contoso.example") is renamed
+    users.reset()
+    assert users.by_upn("adele.v@contoso.example") is None
 
 
 async def test_requests_per_ten_minutes_sliding_window(

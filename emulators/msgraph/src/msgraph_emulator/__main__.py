@@ -9,7 +9,7 @@ from aiohttp import web
 from pythonjsonlogger.json import JsonFormatter
 
 from msgraph_emulator import tls
-from msgraph_emulator.app import init_app
+from msgraph_emulator.app import freeze_startup_heap, init_app
 from msgraph_emulator.settings import EmulatorSettings
 
 log = logging.getLogger("msgraph_emulator")
@@ -38,8 +38,10 @@ def main() -> None:
         # run_app calls this once the socket listens: the readiness line supervisors wait for.
         log.info("msgraph emulator listening", extra=where)
 
+    app = init_app(settings)
+    freeze_startup_heap()  # after seeding: full GC passes skip the seeded state
     web.run_app(
-        init_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         ssl_context=material.server_context(),

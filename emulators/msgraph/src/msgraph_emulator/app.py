@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from aiohttp import web
 
 from msgraph_emulator import seed
@@ -41,3 +43,15 @@ def init_app(settings: EmulatorSettings, state: EmulatorState | None = None) -> 
     state_routes.setup_routes(app)
     openapi.setup_routes(app)
     return app
+
+
+def freeze_startup_heap() -> None:
+    """Exempt everything alive after start-up (modules, routes, the seeded state) from garbage
+    collection: a full collection no longer walks a large seeded state each time it runs.
+
+    For long-running processes only (``__main__``, the bench); tests never call it. Objects
+    loaded later (``POST /_emulator/state``, reset) are collected as usual; a frozen object is
+    still freed by reference counting, only a frozen reference cycle would stay.
+    """
+    gc.collect()
+    gc.freeze()

@@ -34,7 +34,6 @@ class EmulatorSettings(BaseSettings):
     notification_retry_for_s: float = 4 * 3600
     mailbox_concurrency: int = 4
     mailbox_requests_per_10min: int = 10_000
-    max_page_size: int = 50
 
     # Change notifications (see docs/notifications.md)
     #: Sandbox only: accept ``http://`` notification URLs whose host is a loopback address.

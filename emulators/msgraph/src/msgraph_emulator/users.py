@@ -16,7 +16,8 @@ class User:
     tenant_id: str
     user_principal_name: str
     display_name: str
-    #: Mailbox time zone as Outlook stores it (a Windows name such as "Pacific Standard Time").
+    #: Mailbox time zone as the user set it: a Windows name ("Pacific Standard Time") or an IANA
+    #: one ("Europe/Bucharest"); ``mailboxSettings`` returns it unchanged, as Graph does.
     time_zone: str = "UTC"
 
     @property
@@ -25,29 +26,35 @@ class User:
 
 
 class UserRegistry:
-    """All users by id; upn look-ups are case-insensitive as in Entra."""
+    """All users by id; upn look-ups are case-insensitive as in Entra, and O(1) (an index by
+    casefolded UPN: the throttling middleware resolves ``/users/{upn}`` on every request)."""
 
     def __init__(self) -> None:
         self._by_id: dict[str, User] = {}
+        self._by_upn: dict[str, User] = {}
 
     def add(self, user: User) -> User:
+        replaced = self._by_id.get(user.id)
+        if replaced is not None:
+            old = replaced.user_principal_name.casefold()
+            if self._by_upn.get(old) is replaced:
+                del self._by_upn[old]
         self._by_id[user.id] = user
+        self._by_upn.setdefault(user.user_principal_name.casefold(), user)  # first one wins
         return user
 
     def get(self, user_id: str) -> User | None:
         return self._by_id.get(user_id)
 
     def by_upn(self, upn: str) -> User | None:
-        wanted = upn.casefold()
-        return next(
-            (u for u in self._by_id.values() if u.user_principal_name.casefold() == wanted), None
-        )
+        return self._by_upn.get(upn.casefold())
 
     def all(self) -> list[User]:
         return list(self._by_id.values())
 
     def reset(self) -> None:
         self._by_id.clear()
+        self._by_upn.clear()
 
     def dump(self) -> list[dict[str, Any]]:
         return [asdict(u) for u in self._by_id.values()]

@@ -14,6 +14,7 @@ from aiohttp import web
 from msgraph_emulator.appkeys import state_of
 from msgraph_emulator.control.state_routes import json_body
 from msgraph_emulator.graph.errors import GraphError
+from msgraph_emulator.mailbox.timezones import is_known_zone
 from msgraph_emulator.state import EmulatorState
 from msgraph_emulator.users import PERSONAL_TENANT_ID, User
 
@@ -64,12 +65,15 @@ async def create_user(request: web.Request) -> web.Response:
         tenant_id = str(body.get("tenantId") or uuid.uuid4())
         if tenant_id == PERSONAL_TENANT_ID:
             raise GraphError(400, "BadRequest", "Work users cannot live in the MSA tenant.")
+    time_zone = str(body.get("timeZone") or "UTC")
+    if not is_known_zone(time_zone):  # Windows or IANA name, stored as sent (Outlook does)
+        raise GraphError(400, "BadRequest", f"Unknown time zone '{time_zone}'.")
     user = User(
         id=str(body.get("id") or (_personal_oid() if kind == "personal" else uuid.uuid4())),
         tenant_id=tenant_id,
         user_principal_name=upn,
         display_name=str(body.get("displayName") or upn.partition("@")[0]),
-        time_zone=str(body.get("timeZone") or "UTC"),
+        time_zone=time_zone,
     )
     if state.users.get(user.id) is not None:
         raise GraphError(409, "Conflict", f"A user with id '{user.id}' already exists.")

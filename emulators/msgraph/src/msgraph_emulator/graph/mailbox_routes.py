@@ -24,9 +24,9 @@ def setup_mailboxes(app: web.Application, state: EmulatorState) -> None:
     app[EMU] = state
     state.mailboxes.bind(state.changes)
     r = app.router
-    r.add_get("/v1.0/me/mailboxSettings", mailbox_settings.get_mailbox_settings)
-    r.add_get("/v1.0/me/mailboxSettings/timeZone", mailbox_settings.get_time_zone)
     for mailbox in MAILBOXES:
+        r.add_get(f"{mailbox}/mailboxSettings", mailbox_settings.get_mailbox_settings)
+        r.add_get(f"{mailbox}/mailboxSettings/timeZone", mailbox_settings.get_time_zone)
         r.add_get(f"{mailbox}/calendars", calendars.list_calendars)
         r.add_get(f"{mailbox}/calendars/{{calendar_id}}", calendars.get_calendar)
         r.add_get(f"{mailbox}/calendar", calendars.get_calendar)

@@ -1,4 +1,12 @@
-"""``GET /me/mailboxSettings`` and ``GET /me/mailboxSettings/timeZone``."""
+"""``GET /me/mailboxSettings`` and ``GET /me/mailboxSettings/timeZone``, also under
+``/users/{id|userPrincipalName}`` with the access rules of every ``/users/{id}`` route
+(``mailbox_access``: yourself is ``/me``, an unknown user 404 ``ErrorInvalidUser``, another
+user's mailbox needs a ``.Shared`` calendar scope and a share, else 403 ``ErrorAccessDenied``).
+
+``timeZone`` is the mailbox time zone exactly as it was set: Outlook accepts Windows names
+("GTB Standard Time") and IANA names ("Europe/Bucharest") and Graph returns what the user set,
+so a client must handle both forms.
+"""
 
 from __future__ import annotations
 

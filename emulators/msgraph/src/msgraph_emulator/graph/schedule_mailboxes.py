@@ -1,8 +1,10 @@
 """Adapter: the calendar part's ``state.mailboxes`` seen as a
 :class:`~msgraph_emulator.notify.mailbox_view.MailboxView`.
 
-Free/busy (getSchedule) reads the mailbox's default calendar, as Exchange does; cancelled
-instances never show. Change notifications read event etags here (read-only).
+Free/busy (getSchedule) reads the mailbox's default calendar, as Exchange does, through the
+calendar's index (``Mailbox.instances``: O(log n + k) plus, per series, O(log m); never a scan of
+every event); cancelled instances never show. Change notifications read event etags here
+(read-only), in the format ``mailbox.render.etag_of`` owns.
 """
 
 from __future__ import annotations
@@ -11,14 +13,24 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from msgraph_emulator.mailbox.busy import instance_cancelled, instance_show_as
-from msgraph_emulator.mailbox.instances import in_window
 from msgraph_emulator.mailbox.mailboxes import Mailboxes
+from msgraph_emulator.mailbox.model import Instance
+from msgraph_emulator.mailbox.render import etag_of
 from msgraph_emulator.notify.mailbox_view import BusyInstance
 
 
-def etag_of(change_key: str) -> str:
-    """``@odata.etag`` of a stored event, exactly as ``mailbox/render.py`` writes it."""
-    return f'W/"{change_key}"'
+def busy_instance(inst: Instance) -> BusyInstance:
+    """One calendar instance as getSchedule reports it (an exception's own values win)."""
+    base = inst.master or inst.source
+    location = inst.source.props.get("location", base.prop("location")) or {}
+    return BusyInstance(
+        start=inst.start_utc,
+        end=inst.end_utc,
+        show_as=instance_show_as(inst),
+        subject=str(inst.source.props.get("subject", base.prop("subject")) or ""),
+        location=str(location.get("displayName", "")) if isinstance(location, dict) else "",
+        is_private=str(base.prop("sensitivity")).lower() in {"private", "confidential"},
+    )
 
 
 class MailboxesView:
@@ -49,22 +61,8 @@ class MailboxesView:
         calendar_id = self.default_calendar_id(user_id)
         if mb is None or calendar_id is None:
             return []
-        found = []
-        for inst in in_window(mb.by_calendar.get(calendar_id, {}).values(), start, end):
-            if instance_cancelled(inst):
-                continue
-            base = inst.master or inst.source
-            location = inst.source.props.get("location", base.prop("location")) or {}
-            found.append(
-                BusyInstance(
-                    start=inst.start_utc,
-                    end=inst.end_utc,
-                    show_as=instance_show_as(inst),
-                    subject=str(inst.source.props.get("subject", base.prop("subject")) or ""),
-                    location=str(location.get("displayName", ""))
-                    if isinstance(location, dict)
-                    else "",
-                    is_private=str(base.prop("sensitivity")).lower() in {"private", "confidential"},
-                )
-            )
-        return found
+        return [
+            busy_instance(inst)
+            for inst in mb.instances(calendar_id, start, end)
+            if not instance_cancelled(inst)
+        ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from msgraph_emulator.mailbox.expansion import expansion_of
@@ -102,12 +102,3 @@ def event_in_window(event: Event, lo: datetime, hi: datetime) -> list[Instance]:
     if overlaps(event.start, event.end, lo, hi):
         return [single(event)]
     return []
-
-
-def in_window(events: Iterable[Event], lo: datetime, hi: datetime) -> list[Instance]:
-    """All instances overlapping [lo, hi), ordered by start then id (a stable paging order)."""
-    found: list[Instance] = []
-    for event in events:
-        found.extend(event_in_window(event, lo, hi))
-    found.sort(key=lambda i: (i.start_utc, i.id))
-    return found

@@ -37,6 +37,12 @@ DELTA_OCCURRENCE_KEYS = (
 )
 
 
+def etag_of(change_key: str) -> str:
+    """``@odata.etag`` of an item with this ``changeKey``: the one place its format is written
+    (event GETs, calendarView/delta items, and the change notifications' ``resourceData``)."""
+    return f'W/"{change_key}"'
+
+
 @dataclass(frozen=True)
 class Owner:
     name: str
@@ -88,7 +94,7 @@ def render_instance(inst: Instance, owner: Owner, view: View) -> dict[str, Any]:
     body: dict[str, Any] = merged["body"]
     location = prop("location") or EMPTY_LOCATION
     out: dict[str, Any] = {
-        "@odata.etag": f'W/"{change_key}"',
+        "@odata.etag": etag_of(change_key),
         "id": inst.id,
         "createdDateTime": format_utc(src.created if inst.type != "occurrence" else base.created),
         "lastModifiedDateTime": format_utc(src.last_modified),
@@ -168,7 +174,7 @@ def render_delta_occurrence(inst: Instance, view: View) -> dict[str, Any]:
     base = inst.master or inst.source
     return {
         "@odata.type": "#microsoft.graph.event",
-        "@odata.etag": f'W/"{inst.source.change_key}"',
+        "@odata.etag": etag_of(inst.source.change_key),
         "seriesMasterId": base.id,
         "type": inst.type,
         "id": inst.id,

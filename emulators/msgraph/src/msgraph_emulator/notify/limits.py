@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 WINDOW_S = 600.0
 
-Key = tuple[str, str]  # (client_id, user_id)
+Key = tuple[str, str]  # (client_id, user id of the mailbox addressed)
 
 
 @dataclass(frozen=True)
