@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 
 from calsync_common.contracts.bookings import BookingConfirmed
 from calsync_common.contracts.examples import examples
@@ -88,6 +89,8 @@ async def test_round_trip_applies_each_event_once_with_trace_context(
     unique: str,
 ) -> None:
     topic, dlq = topics
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(TracerProvider())  # spans need an SDK provider to carry ids
     tracer = trace.get_tracer("test")
     seen_traces: list[int] = []
 
@@ -95,7 +98,7 @@ async def test_round_trip_applies_each_event_once_with_trace_context(
         seen_traces.append(trace.get_current_span().get_span_context().trace_id)
         await record(conn, event)
 
-    with tracer.start_as_current_span("producer-side"):
+    with tracer.start_as_current_span("producer-side") as producer_span:
         for n in range(1, 21):
             await publish_to(publisher, topic, booking(n))
     config = ConsumerConfig(group_id=f"g-{unique}", topics=[topic], dead_letter_topic=dlq)
@@ -109,6 +112,8 @@ async def test_round_trip_applies_each_event_once_with_trace_context(
         "SELECT sum(next_offset) FROM kafka_consumer_offsets WHERE group_id = $1", f"g-{unique}"
     )
     assert stored == 20
+    # Each handler ran inside the producer's trace (W3C context carried in the headers).
+    assert seen_traces == [producer_span.get_span_context().trace_id] * 20
 
 
 async def _eq(value: Awaitable[int], expected: int) -> bool:
