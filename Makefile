@@ -28,8 +28,8 @@ infra-down: ## stop Kafka and PostgreSQL; leaves no process behind
 migrate: install infra-up ## apply every service's database migrations
 	@$(WITH_ENV) $(UV) run python deploy/local/migrate.py
 
-up: install infra-up ## run the whole system on the sandbox (emulator + 3 services), Ctrl-C stops
-	@$(WITH_ENV) $(UV) run honcho start -f Procfile
+up: install ## run the whole system on the sandbox (infra, emulator, 3 services); Ctrl-C stops all
+	@UV=$(UV) bash deploy/local/up.sh
 
 down: infra-down ## stop everything make up started
 	@pkill -f 'python -m (msgraph_emulator|calsync_connector|calsync_sync_worker|calsync_availability)' || true
