@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -120,44 +123,33 @@ async def _eq(value: Awaitable[int], expected: int) -> bool:
     return await value == expected
 
 
-async def test_crash_between_database_commit_and_kafka_commit_applies_nothing_twice(
+async def test_consumer_killed_between_database_and_kafka_commit_applies_nothing_twice(
     infra: object,
+    fresh_database: str,
     pool: asyncpg.Pool,
     publisher: EventPublisher,
     topics: tuple[str, str],
     unique: str,
 ) -> None:
     topic, dlq = topics
+    bootstrap: str = infra.kafka_bootstrap  # type: ignore[attr-defined]
     for n in range(1, 11):
         await publish_to(publisher, topic, booking(n))
-    config = ConsumerConfig(group_id=f"g-{unique}", topics=[topic], dead_letter_topic=dlq)
-    crashed = asyncio.Event()
-
-    async def crash() -> None:
-        crashed.set()
-        raise asyncio.CancelledError  # the process dies right here: no Kafka commit
-
-    runner = ConsumerRunner(
-        infra.kafka_bootstrap,
-        config,
-        pool,
-        record,
-        publisher,
-        after_batch_applied=crash,  # type: ignore[attr-defined]
+    # A real process, SIGKILLed by its own hook right after the database commit.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).with_name("consumer_process.py")),
+        *(bootstrap, fresh_database, topic, dlq, f"g-{unique}"),
     )
-    async with running(runner) as task:
-        async with asyncio.timeout(30):
-            await crashed.wait()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async with asyncio.timeout(60):
+        assert await proc.wait() == -signal.SIGKILL
+    config = ConsumerConfig(group_id=f"g-{unique}", topics=[topic], dead_letter_topic=dlq)
     applied_before = await count(pool)
     assert applied_before > 0
     # Kafka knows of no committed offset for the group: only PostgreSQL does.
-    probe = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, group_id=f"g-{unique}")  # type: ignore[attr-defined]
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=f"g-{unique}")
     await probe.start()
     try:
-        from aiokafka import TopicPartition
-
         committed = [await probe.committed(TopicPartition(topic, p)) for p in (0, 1)]
     finally:
         await probe.stop()
@@ -165,9 +157,9 @@ async def test_crash_between_database_commit_and_kafka_commit_applies_nothing_tw
 
     for n in range(11, 16):
         await publish_to(publisher, topic, booking(n))
-    restarted = ConsumerRunner(infra.kafka_bootstrap, config, pool, record, publisher)  # type: ignore[attr-defined]
+    restarted = ConsumerRunner(bootstrap, config, pool, record, publisher)
     async with running(restarted):
-        await wait_for(lambda: _eq(count(pool), 15))
+        await wait_for(lambda: _eq(count(pool), 15), timeout_s=60)
     duplicates = await pool.fetchval(
         "SELECT count(*) FROM"
         " (SELECT event_id FROM applied GROUP BY event_id HAVING count(*) > 1) d"
