@@ -319,10 +319,19 @@ kafka_ready() {
   [[ "$out" == *"(id: 1 "* ]]
 }
 
+# The process we started still runs, whatever it has exec'd into so far: right after the spawn
+# it is still the subshell/setsid/nohup on its way to java, so its cmdline may not name Kafka
+# yet. (kill -0 alone would also accept an unreaped zombie, hence the state field.)
+process_running() {
+  local state
+  state="$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" || return 1
+  [[ -n "$state" && "$state" != "Z" ]]
+}
+
 kafka_wait_ready() {
   local pid="$1" deadline=$((SECONDS + INFRA_TIMEOUT))
   while ((SECONDS < deadline)); do
-    if ! kafka_pid >/dev/null; then # (kill -0 would still see an unreaped zombie child)
+    if ! process_running "$pid"; then
       tail_log "$KAFKA_LOGS/kafka.out"
       tail_log "$KAFKA_LOGS/server.log"
       die "Kafka exited during startup (logs above, in ${KAFKA_LOGS#"$ROOT"/})"
