@@ -75,15 +75,6 @@ def booking(n: int) -> BookingConfirmed:
     return BOOKING.model_copy(update={"title": f"booking {n}", "version": n})
 
 
-async def publish_to(publisher: EventPublisher, topic: str, payload: BookingConfirmed) -> None:
-    # The catalogue topic is fixed on the class; tests publish the same bytes to a random topic.
-    from calsync_common.contracts.envelope import encode
-
-    message = encode(payload, source=publisher.source)
-    key = message.key.encode() if isinstance(message.key, str) else message.key
-    await publisher.send_raw(topic, key, message.value, list(message.headers.items()))
-
-
 async def test_round_trip_applies_each_event_once_with_trace_context(
     infra: object,
     pool: asyncpg.Pool,
@@ -103,7 +94,7 @@ async def test_round_trip_applies_each_event_once_with_trace_context(
 
     with tracer.start_as_current_span("producer-side") as producer_span:
         for n in range(1, 21):
-            await publish_to(publisher, topic, booking(n))
+            await publisher.publish(booking(n), topic=topic)
     config = ConsumerConfig(group_id=f"g-{unique}", topics=[topic], dead_letter_topic=dlq)
     runner = ConsumerRunner(infra.kafka_bootstrap, config, pool, handler, publisher)  # type: ignore[attr-defined]
     async with running(runner):
@@ -134,7 +125,7 @@ async def test_consumer_killed_between_database_and_kafka_commit_applies_nothing
     topic, dlq = topics
     bootstrap: str = infra.kafka_bootstrap  # type: ignore[attr-defined]
     for n in range(1, 11):
-        await publish_to(publisher, topic, booking(n))
+        await publisher.publish(booking(n), topic=topic)
     # A real process, SIGKILLed by its own hook right after the database commit.
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -156,7 +147,7 @@ async def test_consumer_killed_between_database_and_kafka_commit_applies_nothing
     assert committed == [None, None]
 
     for n in range(11, 16):
-        await publish_to(publisher, topic, booking(n))
+        await publisher.publish(booking(n), topic=topic)
     restarted = ConsumerRunner(bootstrap, config, pool, record, publisher)
     async with running(restarted):
         await wait_for(lambda: _eq(count(pool), 15), timeout_s=60)
@@ -187,10 +178,10 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_consumer_keep
         await record(conn, event)
 
     # All on one key, so order within the partition is known: 1, poison, 2 (fails), 3.
-    await publish_to(publisher, topic, booking(1))
+    await publisher.publish(booking(1), topic=topic)
     await publisher.send_raw(topic, BOOKING.partition_key().encode(), b"not a cloudevent", [])
-    await publish_to(publisher, topic, booking(2))
-    await publish_to(publisher, topic, booking(3))
+    await publisher.publish(booking(2), topic=topic)
+    await publisher.publish(booking(3), topic=topic)
     config = ConsumerConfig(
         group_id=f"g-{unique}",
         topics=[topic],
@@ -250,7 +241,7 @@ async def test_dependency_down_re_reads_the_batch_and_applies_each_event_once_in
         await record(conn, event)
 
     for n in range(1, 8):  # one key: one partition, known order
-        await publish_to(publisher, topic, booking(n))
+        await publisher.publish(booking(n), topic=topic)
     config = ConsumerConfig(
         group_id=f"g-{unique}", topics=[topic], dead_letter_topic=dlq, retry_backoff_s=0.01
     )

@@ -11,7 +11,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from calsync_common.contracts.bookings import BookingConfirmed
-from calsync_common.contracts.envelope import encode
 from calsync_common.contracts.examples import examples
 from calsync_common.contracts.topics import BOOKINGS, DEAD_LETTER
 from calsync_common.http.health import setup_health_routes
@@ -50,8 +49,8 @@ async def test_consumer_ctx_applies_reports_ready_and_shuts_down_gracefully(
     app.cleanup_ctx.append(consumer_ctx(RUNNER, make_runner))
     setup_health_routes(app, lambda: {"consumer": app[RUNNER].ready})
 
-    message = encode(next(e for e in examples() if isinstance(e, BookingConfirmed)), source="/t")
-    await publisher.send_raw(topic.name, b"k", message.value, list(message.headers.items()))
+    booking = next(e for e in examples() if isinstance(e, BookingConfirmed))
+    await publisher.publish(booking, topic=topic.name)
     client: TestClient[web.Request, web.Application]
     async with TestClient(TestServer(app)) as client:
         async with asyncio.timeout(30):

@@ -33,16 +33,20 @@ class EventPublisher:
     async def stop(self) -> None:
         await self._producer.stop()
 
-    async def publish(self, payload: EventPayload, *, subject: str | None = None) -> RecordMetadata:
+    async def publish(
+        self, payload: EventPayload, *, subject: str | None = None, topic: str | None = None
+    ) -> RecordMetadata:
+        """Publish to the payload's catalogue topic, or to ``topic`` (tests, replays)."""
+        destination = topic or payload.topic
         with tracer.start_as_current_span(
-            f"{payload.topic} publish", kind=trace.SpanKind.PRODUCER
+            f"{destination} publish", kind=trace.SpanKind.PRODUCER
         ) as span:
             message = encode(payload, source=self.source, subject=subject)
             key = message.key.encode() if isinstance(message.key, str) else message.key
-            span.set_attribute("messaging.destination.name", payload.topic)
+            span.set_attribute("messaging.destination.name", destination)
             span.set_attribute("cloudevents.event_type", payload.event_type)
             return await self.send_raw(
-                payload.topic, key, message.value, list(message.headers.items())
+                destination, key, message.value, list(message.headers.items())
             )
 
     async def send_raw(
