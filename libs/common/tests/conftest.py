@@ -1,4 +1,4 @@
-"""Fixtures for the Kafka plumbing tests: a database with the offsets table and an applied log."""
+"""Fixtures for the plumbing tests: a database with the plumbing tables and an applied log."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from calsync_common.kafka.offsets import OFFSETS_DDL
 from calsync_common.kafka.producer import EventPublisher
+from calsync_common.postgres.migrations import upgrade_plumbing
 
 APPLIED_DDL = """
 CREATE TABLE applied (
@@ -21,8 +21,8 @@ CREATE TABLE applied (
 
 @pytest.fixture
 async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
+    await upgrade_plumbing(fresh_database, "test")
     async with asyncpg.create_pool(fresh_database, min_size=1, max_size=4) as p:
-        await p.execute(OFFSETS_DDL)
         # No unique constraint on purpose: a duplicate application must be visible as a row.
         await p.execute(APPLIED_DDL)
         yield p

@@ -12,12 +12,17 @@ import sys
 
 import asyncpg
 
-from calsync_common.kafka.consumer import ConsumedEvent, ConsumerConfig, ConsumerRunner
+from calsync_common.kafka.consumer import ConsumedEvent, ConsumerConfig, ConsumerRunner, Message
 from calsync_common.kafka.producer import EventPublisher
 from calsync_common.postgres import Connection
 
 
-async def record(conn: Connection, event: ConsumedEvent) -> None:
+def connection(conn: Connection) -> Connection:
+    return conn
+
+
+async def record(conn: Connection, event: Message) -> None:
+    assert isinstance(event, ConsumedEvent)
     await conn.execute(
         "INSERT INTO applied (event_id, offset_no, payload) VALUES ($1, $2, $3)",
         event.envelope.id,
@@ -41,7 +46,9 @@ async def main(bootstrap: str, dsn: str, topic: str, dlq: str, group: str) -> No
     async with asyncpg.create_pool(dsn, min_size=1, max_size=2) as pool:
         publisher = EventPublisher(bootstrap, client_id="killed", source="/calsync/test")
         await publisher.start()
-        runner = ConsumerRunner(bootstrap, config, pool, record, publisher, after_batch_applied=die)
+        runner = ConsumerRunner(
+            bootstrap, config, pool, record, publisher, bind=connection, after_batch_applied=die
+        )
         await runner.start()
         await runner.run()
 

@@ -15,12 +15,18 @@ from calsync_common.contracts.examples import examples
 from calsync_common.contracts.topics import BOOKINGS, DEAD_LETTER
 from calsync_common.http.health import setup_health_routes
 from calsync_common.kafka.admin import ensure_topics
-from calsync_common.kafka.consumer import ConsumedEvent, ConsumerConfig, ConsumerRunner
+from calsync_common.kafka.consumer import ConsumedEvent, ConsumerConfig, ConsumerRunner, Message
 from calsync_common.kafka.producer import EventPublisher
 from calsync_common.postgres import Connection
 from calsync_common.runtime import consumer_ctx
 
 pytestmark = pytest.mark.integration
+
+
+def connection(conn: Connection) -> Connection:
+    return conn
+
+
 RUNNER = web.AppKey("runner", ConsumerRunner)
 
 
@@ -33,7 +39,8 @@ async def test_consumer_ctx_applies_reports_ready_and_shuts_down_gracefully(
     await ensure_topics(bootstrap, [topic, dlq])
     applied = asyncio.Event()
 
-    async def handler(conn: Connection, event: ConsumedEvent) -> None:
+    async def handler(conn: Connection, event: Message) -> None:
+        assert isinstance(event, ConsumedEvent)
         await conn.execute(
             "INSERT INTO applied VALUES ($1, $2, '{}')", event.envelope.id, event.offset
         )
@@ -43,7 +50,7 @@ async def test_consumer_ctx_applies_reports_ready_and_shuts_down_gracefully(
         config = ConsumerConfig(
             group_id=f"g-{unique}", topics=[topic.name], dead_letter_topic=dlq.name
         )
-        return ConsumerRunner(bootstrap, config, pool, handler, publisher)
+        return ConsumerRunner(bootstrap, config, pool, handler, publisher, bind=connection)
 
     app = web.Application()
     app.cleanup_ctx.append(consumer_ctx(RUNNER, make_runner))

@@ -9,18 +9,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from aiohttp import web
 
 from calsync_common.contracts.topics import CATALOGUE
-from calsync_common.http.health import ReadinessCheck
+from calsync_common.http.health import ReadinessCheck, setup_health_routes
+from calsync_common.http.problems import problem_middleware
 from calsync_common.kafka.admin import ensure_topics
 from calsync_common.kafka.consumer import ConsumerRunner
 from calsync_common.kafka.producer import EventPublisher
 from calsync_common.logging import configure_logging
+from calsync_common.outbox.relay import OutboxRelay, RelayConfig
 from calsync_common.postgres import migrations
 from calsync_common.postgres.pool import open_pool, ping
 from calsync_common.settings import ServiceSettings
@@ -28,8 +33,14 @@ from calsync_common.telemetry import setup_telemetry
 
 POOL = web.AppKey("pg_pool", asyncpg.Pool)
 PUBLISHER = web.AppKey("publisher", EventPublisher)
+RELAY = web.AppKey("outbox_relay", OutboxRelay)
+#: What died for good in this process (a crashed loop); non-empty fails /healthz.
+FATAL = web.AppKey("fatal", list[str])
+#: Set by :func:`run`: a fatal error stops the process, which then exits non-zero.
+EXIT_ON_FATAL = web.AppKey("exit_on_fatal", bool)
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 10.0
+EXIT_FATAL = 70  # EX_SOFTWARE
 
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
@@ -64,36 +75,95 @@ def publisher_ctx(settings: ServiceSettings, service: str) -> CleanupCtx:
     return ctx
 
 
+def new_app(checks: Callable[[web.Application], dict[str, ReadinessCheck]]) -> web.Application:
+    """A service app with the problem+json middleware and the health routes; ``checks`` adds
+    the service's own readiness checks to :func:`infrastructure_checks`."""
+    app = web.Application(middlewares=[problem_middleware()])
+    app[FATAL] = []
+
+    def fatal() -> list[str]:
+        return app[FATAL]
+
+    setup_health_routes(app, lambda: checks(app), fatal=fatal)
+    return app
+
+
 def infrastructure_checks(app: web.Application) -> dict[str, ReadinessCheck]:
-    """Readiness of what every service uses: its database and the Kafka cluster."""
-    return {"postgres": lambda: ping(app[POOL]), "kafka": lambda: app[PUBLISHER].ready()}
+    """Readiness of what every service uses: its database, the Kafka cluster, the outbox relay."""
+    checks: dict[str, ReadinessCheck] = {
+        "postgres": lambda: ping(app[POOL]),
+        "kafka": lambda: app[PUBLISHER].ready(),
+    }
+    if RELAY in app:
+        checks["outbox"] = app[RELAY].ready
+    return checks
+
+
+def declare_fatal(app: web.Application, what: str, exc: BaseException) -> None:
+    """Something the process cannot live without died: fail /healthz and, under :func:`run`,
+    stop the process so that it exits non-zero and its supervisor restarts it."""
+    log.critical("fatal failure", extra={"component": what, "error": repr(exc)})
+    app[FATAL].append(f"{what}: {type(exc).__name__}")
+    if app.get(EXIT_ON_FATAL):
+        os.kill(os.getpid(), signal.SIGTERM)  # aiohttp's graceful shutdown, then exit code 70
+
+
+def _supervise(app: web.Application, task: asyncio.Task[Any], what: str) -> None:
+    def done(finished: asyncio.Task[Any]) -> None:
+        if not finished.cancelled() and finished.exception() is not None:
+            declare_fatal(app, what, finished.exception())  # type: ignore[arg-type]
+
+    task.add_done_callback(done)
+
+
+async def _stop(task: asyncio.Task[Any]) -> None:
+    """Let a loop that was asked to stop finish its batch; cancel it after the grace period.
+    A cancelled batch rolls back with its offsets, so the next owner applies it once."""
+    done, _ = await asyncio.wait({task}, timeout=SHUTDOWN_GRACE_S)
+    if not done:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def outbox_relay_ctx(
+    settings: ServiceSettings, service: str, config: RelayConfig | None = None
+) -> CleanupCtx:
+    """Relay the service's outbox for the app's lifetime (after the pool and the publisher)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        relay = OutboxRelay(settings.dsn, app[POOL], app[PUBLISHER], service=service, config=config)
+        app[RELAY] = relay
+        task = asyncio.create_task(relay.run(), name=f"outbox-relay:{service}")
+        _supervise(app, task, "outbox relay")
+        try:
+            yield
+        finally:
+            relay.request_stop()
+            await _stop(task)
+
+    return ctx
 
 
 def consumer_ctx(
-    key: web.AppKey[ConsumerRunner], make_runner: Callable[[web.Application], ConsumerRunner]
+    key: web.AppKey[ConsumerRunner[Any]],
+    make_runner: Callable[[web.Application], ConsumerRunner[Any]],
 ) -> CleanupCtx:
     """Run a consumer loop for the app's lifetime (stored under ``key`` for readiness checks);
-    on shutdown stop polling, let the batch in flight commit, then close."""
+    on shutdown stop polling, let the batch in flight commit, then close. A loop that dies is
+    fatal for the process (see :func:`declare_fatal`)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         runner = make_runner(app)
         app[key] = runner
         await runner.start()
         task = asyncio.create_task(runner.run(), name=f"consumer:{runner.config.group_id}")
+        _supervise(app, task, f"consumer {runner.config.group_id}")
         try:
             yield
         finally:
             runner.request_stop()
-            # A batch still running after the grace period is cancelled: its transaction rolls
-            # back with its offsets, so the next owner of the partition applies it once.
-            done, _ = await asyncio.wait({task}, timeout=SHUTDOWN_GRACE_S)
-            for finished in done:
-                if not finished.cancelled() and finished.exception() is not None:
-                    log.error("consumer loop failed", exc_info=finished.exception())
-            if not done:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await _stop(task)
             await runner.close()
 
     return ctx
@@ -103,6 +173,8 @@ def run(service: str, settings: ServiceSettings, init_app: Callable[[], web.Appl
     configure_logging(service, settings.platform.log_level)
     setup_telemetry(service, settings.platform.otlp_endpoint)
     log.info("starting", extra={"port": settings.http.port, "env": settings.platform.environment})
-    web.run_app(
-        init_app(), host=settings.http.host, port=settings.http.port, print=None, access_log=None
-    )
+    app = init_app()
+    app[EXIT_ON_FATAL] = True
+    web.run_app(app, host=settings.http.host, port=settings.http.port, print=None, access_log=None)
+    if app.get(FATAL):
+        raise SystemExit(EXIT_FATAL)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from calsync_common.runtime import postgres_ctx, publisher_ctx
+from calsync_common.runtime import outbox_relay_ctx, postgres_ctx, publisher_ctx
 from calsync_sync_worker.settings import SyncWorkerSettings
 
 SERVICE = "sync-worker"
@@ -17,3 +17,4 @@ def bootstrap(app: web.Application, settings: SyncWorkerSettings) -> None:
     """Register every resource the service needs on the app's lifecycle, in order."""
     app.cleanup_ctx.append(postgres_ctx(settings, SERVICE, MIGRATIONS))
     app.cleanup_ctx.append(publisher_ctx(settings, SERVICE))
+    app.cleanup_ctx.append(outbox_relay_ctx(settings, SERVICE))

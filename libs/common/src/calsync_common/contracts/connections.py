@@ -5,19 +5,17 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
 
-from calsync_common.contracts.base import EventPayload, register
+from calsync_common.contracts.base import ContractModel, EventPayload, register
 from calsync_common.contracts.topics import CONNECTIONS
 
 ConnectionStatus = Literal["active", "reauthorization_required", "disconnected"]
 SyncPreference = Literal["one_way", "two_way"]
 
 
-class MicrosoftAccount(BaseModel):
+class MicrosoftAccount(ContractModel):
     """Who signed in: ``object_id`` + ``tenant_id`` identify the account (never the username)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     tenant_id: str
     object_id: str

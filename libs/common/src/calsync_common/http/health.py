@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -21,11 +21,19 @@ async def _run(check: ReadinessCheck) -> str | None:
 
 
 def setup_health_routes(
-    app: web.Application, checks: Callable[[], Mapping[str, ReadinessCheck]]
+    app: web.Application,
+    checks: Callable[[], Mapping[str, ReadinessCheck]],
+    *,
+    fatal: Callable[[], Sequence[str]] = tuple,
 ) -> None:
-    """``checks`` is called per request so it can read resources made in ``cleanup_ctx``."""
+    """``checks`` is called per request so it can read resources made in ``cleanup_ctx``;
+    ``fatal`` lists what died for good (a crashed loop): then ``/healthz`` fails too, so a
+    supervisor restarts the process."""
 
     async def healthz(_: web.Request) -> web.Response:
+        dead = list(fatal())
+        if dead:
+            return web.json_response({"status": "failed", "fatal": dead}, status=503)
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:

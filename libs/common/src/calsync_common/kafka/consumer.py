@@ -1,64 +1,83 @@
 """Consumer runner: batches via ``getmany``, effects and offsets in one PostgreSQL transaction.
 
-Policy (STYLE §7, §8):
+Policy (STYLE §7, §8); docs/events.md states it for consumers of every topic:
 
-* explicit group id, ``enable_auto_commit=False``; the source of truth for "what was applied" is
-  ``kafka_consumer_offsets`` in the service's database, written in the same transaction as the
-  handler's changes. On assignment the runner seeks to those offsets, so a crash between the
-  database commit and the Kafka commit applies nothing twice. Kafka offsets are committed after
-  the database commit only so lag tooling sees progress.
-* a message that is not a valid calsync CloudEvent goes to the dead-letter topic at once;
-* a handler error is retried ``max_attempts`` times with exponential backoff, each attempt in
-  its own savepoint, then the message goes to the dead-letter topic (with ``x-dlq-*`` headers)
-  and its offset is stored, so the partition keeps moving;
-* infrastructure errors (database or broker unreachable, serialization failures) and
-  :class:`RetryLater` abort the whole batch; nothing is stored and the partition is re-read
-  from the stored offset after a backoff, so nothing is lost while a dependency is down.
+* **Offsets.** Explicit group id, no auto-commit. The truth of "what was applied" is
+  ``kafka_consumer_offsets`` in the service's database, written in the transaction of the
+  handler's changes, with a *witness* (fingerprint of the last applied record). On assignment
+  the runner positions each partition from there (:meth:`ConsumerRunner.position`); Kafka
+  commits follow only for lag tooling, and a failed one is logged and ignored.
+* **Duplicates.** An event whose per-key ``ce_sequence`` is not above the last applied one of its
+  source and key is skipped in the same transaction (relayed twice, replayed after a reset).
+* **Topic incarnations.** A stored offset past the log end, a witness that differs from the record
+  at its offset, or a client that moved back by itself (out-of-range reset) means the topic was
+  recreated, truncated or restored. Policy: log an error, count
+  ``calsync_consumer_offset_resets_total``, write an audit row, and replay the partition from its
+  log start (sequence deduplication drops what was already applied). A stored offset before the
+  log start (retention removed unapplied records) is reported the same way and resumes at the
+  log start: those records are gone, nothing silently pretends otherwise.
+* **Handler errors** are retried ``max_attempts`` times, each attempt in a savepoint; between
+  attempts the partition is paused (the batch's earlier records are committed first), so a retry
+  never sleeps inside a transaction or holds the offset row. Then the record goes to the
+  dead-letter topic, produced outside any transaction, and its offset is stored after that.
+* **Invalid messages** (not a calsync CloudEvent) go to the dead-letter topic at once.
+* **Infrastructure errors** (PostgreSQL restarting, broker unreachable, :class:`RetryLater`)
+  roll the partition's batch back, seek back to its first record and pause that partition with
+  exponential backoff; other partitions keep flowing and the loop keeps polling, so a member is
+  never pushed past ``max.poll.interval.ms``.
+* **Anything else** (a bug in this code) ends the loop: :meth:`ready` fails and the runtime
+  stops the process with a non-zero status so a supervisor restarts it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from opentelemetry import trace
 from prometheus_client import Counter
 
-from calsync_common.contracts.envelope import ContractError, Envelope, decode
+from calsync_common.contracts.envelope import ContractError, Envelope, Tombstone, decode_record
 from calsync_common.contracts.topics import DEAD_LETTER
 from calsync_common.kafka import offsets
+from calsync_common.kafka.dead_letter import dead_letter_headers
 from calsync_common.kafka.producer import EventPublisher
 from calsync_common.kafka.tracing import extract
 from calsync_common.postgres import Connection
+from calsync_common.transient import INFRASTRUCTURE, TRANSIENT, RetryLater
+
+__all__ = ["ConsumedEvent", "ConsumedTombstone", "ConsumerConfig", "ConsumerRunner", "RetryLater"]
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 APPLIED = Counter("calsync_consumer_applied_total", "Messages applied", ["group", "topic"])
+DUPLICATES = Counter(
+    "calsync_consumer_duplicates_total", "Messages skipped by sequence", ["group", "topic"]
+)
 DEAD_LETTERED = Counter(
     "calsync_consumer_dead_lettered_total", "Messages sent to the DLQ", ["group", "topic"]
 )
-BATCH_FAILURES = Counter("calsync_consumer_batch_failures_total", "Batches aborted", ["group"])
-
-TRANSIENT = (
-    OSError,
-    KafkaError,  # e.g. the dead-letter produce timed out: re-read the batch, lose nothing
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.CannotConnectNowError,
+BATCH_FAILURES = Counter(
+    "calsync_consumer_batch_failures_total", "Batches rolled back", ["group", "error"]
 )
-
-
-class RetryLater(Exception):
-    """Raised by a handler when a dependency is down: the batch is re-read later, not dropped."""
+POLL_FAILURES = Counter("calsync_consumer_poll_failures_total", "Failed polls", ["group"])
+COMMIT_FAILURES = Counter(
+    "calsync_consumer_kafka_commit_failures_total", "Kafka commits that failed", ["group"]
+)
+OFFSET_RESETS = Counter(
+    "calsync_consumer_offset_resets_total",
+    "Stored offsets that did not match the topic (recreated, truncated, expired)",
+    ["group", "topic", "reason"],
+)
 
 
 @dataclass(frozen=True)
@@ -70,7 +89,17 @@ class ConsumedEvent:
     envelope: Envelope
 
 
-Handler = Callable[[Connection, ConsumedEvent], Awaitable[None]]
+@dataclass(frozen=True)
+class ConsumedTombstone:
+    topic: str
+    partition: int
+    offset: int
+    tombstone: Tombstone
+
+
+Message = ConsumedEvent | ConsumedTombstone
+W = TypeVar("W")
+Handler = Callable[[W, Message], Awaitable[None]]
 
 
 @dataclass
@@ -79,40 +108,75 @@ class ConsumerConfig:
     topics: Sequence[str]
     max_attempts: int = 3
     retry_backoff_s: float = 0.2
+    max_backoff_s: float = 30.0
     batch_max_records: int = 500
     poll_timeout_ms: int = 500
     dead_letter_topic: str = DEAD_LETTER.name
     extra: dict[str, object] = field(default_factory=dict)
 
 
-class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, runner: ConsumerRunner) -> None:
+@dataclass
+class _Partition:
+    """What the runner knows of one assigned partition (dropped when it is revoked)."""
+
+    positioned: bool = False
+    expected: int | None = None  # the offset the next fetched record should have, at least
+    witness_at: int | None = None  # offset of the record that must match the stored witness
+    resume_at: float = 0.0
+    failures: int = 0  # consecutive infrastructure failures, for the backoff
+    attempts: dict[int, int] = field(default_factory=dict)  # handler attempts by offset
+    errors: dict[int, BaseException] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Failed:
+    record: ConsumerRecord
+    error: BaseException
+    dead_letter: bool
+
+
+def fingerprint(record: ConsumerRecord) -> str:
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(record.key or b"\x00")
+    digest.update(b"\x01")
+    digest.update(record.value or b"\x00")
+    return f"{record.timestamp}:{digest.hexdigest()}"
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: ConsumerRunner[Any]) -> None:
         self.runner = runner
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Nothing to flush: each batch is committed to PostgreSQL before the next poll.
         log.info("partitions revoked", extra={"partitions": sorted(map(str, revoked))})
+        for tp in revoked:
+            self.runner.partitions.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.runner.seek_to_stored(assigned)
+        await self.runner.on_assigned(assigned)
 
 
-class ConsumerRunner:
-    """Runs one consumer group member until :meth:`stop`; started from the app's cleanup_ctx."""
+class ConsumerRunner(Generic[W]):
+    """Runs one consumer group member until :meth:`request_stop`; started by the app's
+    cleanup_ctx. ``bind`` turns the batch transaction's connection into what the handler takes
+    (a service's unit-of-work type), so handlers never see asyncpg."""
 
     def __init__(
         self,
         bootstrap: str,
         config: ConsumerConfig,
         pool: asyncpg.Pool,
-        handler: Handler,
+        handler: Handler[W],
         dead_letters: EventPublisher,
         *,
+        bind: Callable[[Connection], W],
         after_batch_applied: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.config = config
         self.pool = pool
         self.handler = handler
+        self.bind = bind
         self.dead_letters = dead_letters
         # Test seam: runs between the database commit and the Kafka commit.
         self._after_batch_applied = after_batch_applied
@@ -124,25 +188,16 @@ class ConsumerRunner:
             max_poll_records=config.batch_max_records,
             **config.extra,
         )
+        self.partitions: dict[TopicPartition, _Partition] = {}
         self._stopping = asyncio.Event()
         self._failure: BaseException | None = None
-        # Partitions whose position is past an aborted batch until a seek back succeeds; their
-        # records are not applied meanwhile, so a failed seek can never skip a message.
-        self._needs_seek: set[TopicPartition] = set()
+        self._poll_failures = 0
 
-    async def seek_to_stored(self, assigned: set[TopicPartition]) -> None:
-        async with self.pool.acquire() as conn:
-            for topic in {tp.topic for tp in assigned}:
-                stored = await offsets.stored_offsets(conn, self.config.group_id, topic)
-                for tp in (tp for tp in assigned if tp.topic == topic):
-                    if tp.partition in stored:
-                        self.consumer.seek(tp, stored[tp.partition])
-                    else:
-                        await self.consumer.seek_to_beginning(tp)
+    # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.consumer.start()
-        self.consumer.subscribe(list(self.config.topics), listener=_SeekToStored(self))
+        self.consumer.subscribe(list(self.config.topics), listener=_Listener(self))
 
     def request_stop(self) -> None:
         """Stop taking work: the loop ends after the batch in flight is committed."""
@@ -156,96 +211,333 @@ class ConsumerRunner:
         if self._failure is not None:
             raise RuntimeError(f"consumer loop stopped: {self._failure!r}")
 
+    @property
+    def failure(self) -> BaseException | None:
+        return self._failure
+
     async def run(self) -> None:
-        """Poll, apply, store, commit; until stopped. Never lets one bad batch end the loop."""
+        """Poll, apply, store, commit; until stopped. Only a bug in this code ends it early."""
         try:
             await self._loop()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
             self._failure = exc
+            log.critical("consumer loop failed", exc_info=exc)
             raise
 
-    async def _loop(self) -> None:
-        backoff = self.config.retry_backoff_s
-        while not self._stopping.is_set():
-            batches = await self.consumer.getmany(
-                timeout_ms=self.config.poll_timeout_ms, max_records=self.config.batch_max_records
-            )
-            for tp, records in batches.items():
-                if tp in self._needs_seek:
-                    await self._reseek(tp)
-                    continue  # records fetched from the old position are dropped, not applied
-                try:
-                    next_offset = await self._apply_partition_batch(tp, records)
-                except (RetryLater, *TRANSIENT) as exc:
-                    BATCH_FAILURES.labels(self.config.group_id).inc()
-                    log.warning(
-                        "batch aborted; re-reading from the stored offset",
-                        extra={"partition": str(tp), "error": type(exc).__name__},
-                    )
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 30.0)
-                    await self._reseek(tp)
-                    continue
-                backoff = self.config.retry_backoff_s
-                if self._after_batch_applied is not None:
-                    await self._after_batch_applied()
-                if next_offset is not None:
-                    await self.consumer.commit({tp: next_offset})
+    # -- positioning -----------------------------------------------------------------------
 
-    async def _reseek(self, tp: TopicPartition) -> None:
-        self._needs_seek.add(tp)
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        for tp in assigned:
+            self.partitions[tp] = _Partition()
+        self.consumer.pause(*assigned)  # nothing is fetched before it is positioned
         try:
-            await self.seek_to_stored({tp})
-        except TRANSIENT:
-            log.warning("cannot read stored offsets yet", extra={"partition": str(tp)})
-        else:
-            self._needs_seek.discard(tp)
+            await self.position(assigned)
+        except INFRASTRUCTURE as exc:
+            log.warning("cannot position partitions yet", extra={"error": type(exc).__name__})
+            for tp in assigned:
+                self._backoff(tp, self.partitions[tp])
 
-    async def _apply_partition_batch(
-        self, tp: TopicPartition, records: list[ConsumerRecord]
-    ) -> int | None:
+    async def position(self, tps: set[TopicPartition]) -> None:
+        """Seek each partition to its stored offset, checking it against the log first."""
+        ordered = sorted(tps, key=lambda t: (t.topic, t.partition))
+        begin = await self.consumer.beginning_offsets(ordered)
+        end = await self.consumer.end_offsets(ordered)
         async with self.pool.acquire() as conn, conn.transaction():
-            stored = await offsets.lock_offset(conn, self.config.group_id, tp.topic, tp.partition)
-            fresh = [r for r in records if stored is None or r.offset >= stored]
-            if not fresh:
-                return None  # another member or an earlier run already applied these
-            for record in fresh:
-                await self._apply_one(conn, record)
-            next_offset: int = fresh[-1].offset + 1
-            await offsets.save_offset(
-                conn, self.config.group_id, tp.topic, tp.partition, next_offset
-            )
-            return next_offset
+            for tp in ordered:
+                state = self.partitions.get(tp)
+                if state is None:
+                    continue  # revoked meanwhile
+                stored = await offsets.lock_offset(
+                    conn, self.config.group_id, tp.topic, tp.partition
+                )
+                target, witness_at = await self._target(conn, tp, stored, begin[tp], end[tp])
+                self._if_assigned(
+                    self.consumer.seek, tp, witness_at if witness_at is not None else target
+                )
+                state.expected = witness_at if witness_at is not None else target
+                state.witness_at = witness_at
+                state.positioned = True
+        for tp in ordered:
+            state = self.partitions.get(tp)
+            if state is not None and state.positioned and state.resume_at == 0.0:
+                self._if_assigned(self.consumer.resume, tp)
 
-    async def _apply_one(self, conn: Connection, record: ConsumerRecord) -> None:
+    async def _target(
+        self,
+        conn: Connection,
+        tp: TopicPartition,
+        stored: offsets.StoredOffset | None,
+        begin: int,
+        end: int,
+    ) -> tuple[int, int | None]:
+        """(offset to apply from, offset of the witness record to read first or None)."""
+        if stored is None:
+            return begin, None
+        if stored.next_offset > end:
+            await self._reset(conn, tp, "ahead_of_log_end", stored.next_offset, 0)
+            return begin, None
+        if stored.next_offset < begin:
+            await self._reset(conn, tp, "behind_log_start", stored.next_offset, begin)
+            return begin, None
+        if stored.witness is not None and stored.next_offset - 1 >= begin:
+            return stored.next_offset, stored.next_offset - 1
+        return stored.next_offset, None
+
+    async def _reset(
+        self, conn: Connection, tp: TopicPartition, reason: str, stored: int | None, new: int
+    ) -> None:
+        OFFSET_RESETS.labels(self.config.group_id, tp.topic, reason).inc()
+        log.error(
+            "stored offset does not match the topic; replaying by policy",
+            extra={
+                "partition": str(tp),
+                "reason": reason,
+                "stored_offset": stored,
+                "new_offset": new,
+            },
+        )
+        await offsets.record_reset(
+            conn,
+            self.config.group_id,
+            tp.topic,
+            tp.partition,
+            reason=reason,
+            stored=stored,
+            new_offset=new,
+        )
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            await self._tend_partitions()
+            try:
+                batches = await self.consumer.getmany(
+                    timeout_ms=self._poll_timeout_ms(), max_records=self.config.batch_max_records
+                )
+            except KafkaError as exc:
+                POLL_FAILURES.labels(self.config.group_id).inc()
+                self._poll_failures += 1
+                delay = min(self.config.retry_backoff_s * 2**self._poll_failures, 5.0)
+                log.warning("poll failed", extra={"error": repr(exc), "retry_in_s": delay})
+                await asyncio.sleep(delay)  # no transaction is open here
+                continue
+            self._poll_failures = 0
+            for tp, records in batches.items():
+                state = self.partitions.get(tp)
+                if state is None or not state.positioned or not records:
+                    continue
+                await self._process(tp, state, records)
+
+    def _poll_timeout_ms(self) -> int:
+        now = asyncio.get_running_loop().time()
+        waits = [s.resume_at - now for s in self.partitions.values() if s.resume_at > 0]
+        soonest = min(waits, default=self.config.poll_timeout_ms / 1000)
+        return max(10, min(self.config.poll_timeout_ms, int(soonest * 1000)))
+
+    async def _tend_partitions(self) -> None:
+        """Resume partitions whose backoff is over; position those that are not yet."""
+        now = asyncio.get_running_loop().time()
+        due = {tp for tp, s in self.partitions.items() if s.resume_at and s.resume_at <= now}
+        unpositioned = {tp for tp in due if not self.partitions[tp].positioned}
+        for tp in due:
+            self.partitions[tp].resume_at = 0.0
+        if unpositioned:
+            try:
+                await self.position(unpositioned)
+            except INFRASTRUCTURE as exc:
+                log.warning("cannot position partitions yet", extra={"error": type(exc).__name__})
+                for tp in unpositioned:
+                    if tp in self.partitions:
+                        self._backoff(tp, self.partitions[tp])
+        for tp in due - unpositioned:
+            self._if_assigned(self.consumer.resume, tp)
+
+    def _backoff(self, tp: TopicPartition, state: _Partition, delay: float | None = None) -> None:
+        if delay is None:
+            state.failures += 1
+            delay = min(self.config.retry_backoff_s * 2 ** (state.failures - 1), 30.0)
+            delay = min(delay, self.config.max_backoff_s)
+        state.resume_at = asyncio.get_running_loop().time() + delay
+        self._if_assigned(self.consumer.pause, tp)
+
+    def _rewind(self, tp: TopicPartition, state: _Partition, offset: int) -> None:
+        self._if_assigned(self.consumer.seek, tp, offset)  # local: drops what was fetched
+        state.expected = offset
+
+    def _if_assigned(self, action: Callable[..., None], tp: TopicPartition, *args: int) -> None:
+        """Pause, resume or seek, unless a rebalance took the partition away meanwhile."""
+        try:
+            action(tp, *args)
+        except IllegalStateError:
+            log.info("partition no longer assigned", extra={"partition": str(tp)})
+
+    async def _process(
+        self, tp: TopicPartition, state: _Partition, records: list[ConsumerRecord]
+    ) -> None:
+        first = records[0].offset
+        if state.expected is not None and first < state.expected:
+            # The client moved back by itself: its position was out of range (the topic was
+            # recreated or truncated) and auto_offset_reset rewound it. Check it against the log.
+            OFFSET_RESETS.labels(self.config.group_id, tp.topic, "client_reset").inc()
+            log.error("consumer position moved back by itself", extra={"partition": str(tp)})
+            state.positioned = False
+            self._backoff(tp, state, delay=0.0)
+            return
+        try:
+            next_offset, failed = await self._apply(tp, state, records)
+        except INFRASTRUCTURE as exc:
+            BATCH_FAILURES.labels(self.config.group_id, type(exc).__name__).inc()
+            log.warning(
+                "batch rolled back; re-reading from its first record after a backoff",
+                extra={"partition": str(tp), "error": type(exc).__name__},
+            )
+            self._rewind(tp, state, first)
+            self._backoff(tp, state)
+            return
+        state.failures = 0
+        state.witness_at = None
+        if next_offset is None:  # the witness showed another incarnation: replay
+            state.positioned = False
+            self._backoff(tp, state, delay=0.0)
+            return
+        if failed is None and next_offset > records[-1].offset + 1:
+            self._rewind(tp, state, next_offset)  # another member got further meanwhile
+        state.expected = next_offset
+        if failed is not None:
+            await self._after_failure(tp, state, failed)
+        if self._after_batch_applied is not None:
+            await self._after_batch_applied()
+        await self._commit_to_kafka(tp, state.expected)
+
+    async def _commit_to_kafka(self, tp: TopicPartition, next_offset: int) -> None:
+        try:
+            await self.consumer.commit({tp: next_offset})
+        except KafkaError as exc:  # e.g. CommitFailedError after a rebalance: harmless
+            COMMIT_FAILURES.labels(self.config.group_id).inc()
+            log.info(
+                "kafka commit failed; PostgreSQL holds the offsets",
+                extra={"partition": str(tp), "error": type(exc).__name__},
+            )
+
+    async def _apply(
+        self, tp: TopicPartition, state: _Partition, records: list[ConsumerRecord]
+    ) -> tuple[int | None, _Failed | None]:
+        """Apply in one transaction up to the first failing record; (next offset, failure).
+        A next offset of None means the stored offset belongs to another incarnation."""
+        group = self.config.group_id
+        async with self.pool.acquire() as conn, conn.transaction():
+            stored = await offsets.lock_offset(conn, group, tp.topic, tp.partition)
+            witness_at = state.witness_at
+            if (
+                witness_at is not None
+                and stored is not None
+                and records[0].offset == witness_at == stored.next_offset - 1
+                and fingerprint(records[0]) != stored.witness
+            ):
+                await self._reset(conn, tp, "witness_mismatch", stored.next_offset, 0)
+                return None, None
+            start = stored.next_offset if stored is not None else -1
+            fresh = [r for r in records if r.offset >= start]
+            if not fresh:  # another member or an earlier run already applied these
+                return max(start, records[-1].offset + 1), None
+            failed: _Failed | None = None
+            last: ConsumerRecord | None = None
+            for record in fresh:
+                failed = await self._apply_one(conn, state, record)
+                if failed is not None:
+                    break
+                last = record
+            if last is not None:
+                await offsets.save_offset(
+                    conn, group, tp.topic, tp.partition, last.offset + 1, fingerprint(last)
+                )
+                return last.offset + 1, failed
+            return max(start, fresh[0].offset), failed
+
+    async def _apply_one(
+        self, conn: Connection, state: _Partition, record: ConsumerRecord
+    ) -> _Failed | None:
         headers = list(record.headers or ())
         try:
-            envelope = decode(headers, record.key, record.value)
+            decoded = decode_record(headers, record.key, record.value)
         except ContractError as exc:
-            await self._dead_letter(record, exc, attempts=0)
-            return
-        event = ConsumedEvent(record.topic, record.partition, record.offset, record.key, envelope)
+            return _Failed(record, exc, dead_letter=True)
+        attempts = state.attempts.get(record.offset, 0)
+        if attempts >= self.config.max_attempts:  # the dead-letter produce failed last time
+            error = state.errors.get(record.offset, RuntimeError("retries exhausted"))
+            return _Failed(record, error, dead_letter=True)
+        message: Message = (
+            ConsumedEvent(record.topic, record.partition, record.offset, record.key, decoded)
+            if isinstance(decoded, Envelope)
+            else ConsumedTombstone(record.topic, record.partition, record.offset, decoded)
+        )
         with tracer.start_as_current_span(
             f"{record.topic} process", context=extract(headers), kind=trace.SpanKind.CONSUMER
         ):
-            for attempt in range(1, self.config.max_attempts + 1):
-                try:
-                    async with conn.transaction():  # a savepoint: a failed attempt leaves no trace
-                        await self.handler(conn, event)
-                except (RetryLater, *TRANSIENT):
-                    raise
-                except Exception as exc:
-                    if attempt == self.config.max_attempts:
-                        await self._dead_letter(record, exc, attempts=attempt)
-                        return
-                    await asyncio.sleep(self.config.retry_backoff_s * 2 ** (attempt - 1))
-                else:
-                    APPLIED.labels(self.config.group_id, record.topic).inc()
-                    return
+            try:
+                async with conn.transaction():  # a savepoint: a failed attempt leaves no trace
+                    if not await self._is_new(conn, record, decoded):
+                        DUPLICATES.labels(self.config.group_id, record.topic).inc()
+                        return None
+                    await self.handler(self.bind(conn), message)
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                state.attempts[record.offset] = attempts + 1
+                state.errors[record.offset] = exc
+                return _Failed(record, exc, dead_letter=attempts + 1 >= self.config.max_attempts)
+        state.attempts.pop(record.offset, None)
+        state.errors.pop(record.offset, None)
+        APPLIED.labels(self.config.group_id, record.topic).inc()
+        return None
 
-    async def _dead_letter(self, record: ConsumerRecord, exc: Exception, *, attempts: int) -> None:
+    async def _is_new(
+        self, conn: Connection, record: ConsumerRecord, decoded: Envelope | Tombstone
+    ) -> bool:
+        if decoded.sequence is None or decoded.source is None or record.key is None:
+            return True
+        return await offsets.advance_sequence(
+            conn,
+            self.config.group_id,
+            record.topic,
+            decoded.source,
+            record.key.decode("utf-8", "replace"),
+            decoded.sequence,
+        )
+
+    async def _after_failure(self, tp: TopicPartition, state: _Partition, failed: _Failed) -> None:
+        """Outside the transaction: wait and retry, or dead-letter then step over the record."""
+        offset = failed.record.offset
+        self._rewind(tp, state, offset)
+        if not failed.dead_letter:
+            attempt = state.attempts.get(offset, 1)
+            self._backoff(tp, state, delay=self.config.retry_backoff_s * 2 ** (attempt - 1))
+            return
+        try:
+            await self._dead_letter(failed.record, failed.error, state.attempts.get(offset, 0))
+            async with self.pool.acquire() as conn, conn.transaction():
+                group = self.config.group_id
+                stored = await offsets.lock_offset(conn, group, tp.topic, tp.partition)
+                if stored is None or stored.next_offset <= offset:
+                    await offsets.save_offset(
+                        conn, group, tp.topic, tp.partition, offset + 1, fingerprint(failed.record)
+                    )
+        except INFRASTRUCTURE as exc:
+            log.warning(
+                "dead-letter step failed; retrying later",
+                extra={"partition": str(tp), "error": type(exc).__name__},
+            )
+            state.attempts[offset] = max(state.attempts.get(offset, 0), self.config.max_attempts)
+            self._backoff(tp, state)
+            return
+        state.attempts.pop(offset, None)
+        state.errors.pop(offset, None)
+        self._rewind(tp, state, offset + 1)
+
+    async def _dead_letter(self, record: ConsumerRecord, exc: BaseException, attempts: int) -> None:
         DEAD_LETTERED.labels(self.config.group_id, record.topic).inc()
         log.error(
             "message dead-lettered",
@@ -257,15 +549,9 @@ class ConsumerRunner:
                 "attempts": attempts,
             },
         )
-        headers = [h for h in (record.headers or ()) if h[0] not in ("traceparent", "tracestate")]
-        headers += [
-            ("x-dlq-topic", record.topic.encode()),
-            ("x-dlq-partition", str(record.partition).encode()),
-            ("x-dlq-offset", str(record.offset).encode()),
-            ("x-dlq-group", self.config.group_id.encode()),
-            ("x-dlq-attempts", str(attempts).encode()),
-            ("x-dlq-error", f"{type(exc).__name__}: {exc}"[:500].encode()),
-        ]
         await self.dead_letters.send_raw(
-            self.config.dead_letter_topic, record.key, record.value, headers
+            self.config.dead_letter_topic,
+            record.key,
+            record.value,
+            dead_letter_headers(record, self.config.group_id, exc, attempts),
         )

@@ -1,38 +1,40 @@
-"""Consumer offsets kept in PostgreSQL, in the same transaction as the state they produced.
+"""Consumer offsets and per-key sequences kept in PostgreSQL, in the transaction of the effects.
 
-The row is locked (``FOR UPDATE``) for the whole batch, so two consumers that both believe they
-own a partition during a rebalance cannot both apply it: the second sees the moved offset and
-drops what was already applied.
+The offset row is locked (``FOR UPDATE``) for the whole batch, so two consumers that both believe
+they own a partition during a rebalance cannot both apply it: the second sees the moved offset and
+drops what was already applied. With the offset the runner keeps a *witness*, the fingerprint of
+the last applied record, which tells on the next assignment whether the offset still belongs to
+the same incarnation of the topic (aiokafka exposes no topic ids). The tables come from the
+plumbing migrations (``calsync_common/postgres/plumbing``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from calsync_common.postgres import Connection
 
-OFFSETS_DDL = """
-CREATE TABLE IF NOT EXISTS kafka_consumer_offsets (
-    group_id    text        NOT NULL,
-    topic       text        NOT NULL,
-    partition   integer     NOT NULL,
-    next_offset bigint      NOT NULL,
-    updated_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (group_id, topic, partition)
-)
-"""
+
+@dataclass(frozen=True)
+class StoredOffset:
+    next_offset: int
+    witness: str | None
 
 
-async def stored_offsets(conn: Connection, group_id: str, topic: str) -> dict[int, int]:
+async def stored_offsets(conn: Connection, group_id: str, topic: str) -> dict[int, StoredOffset]:
     rows = await conn.fetch(
-        "SELECT partition, next_offset FROM kafka_consumer_offsets"
-        " WHERE group_id = $1 AND topic = $2",
+        "SELECT partition, next_offset, witness FROM kafka_consumer_offsets"
+        " WHERE group_id = $1 AND topic = $2 AND next_offset >= 0",
         group_id,
         topic,
     )
-    return {r["partition"]: r["next_offset"] for r in rows}
+    return {r["partition"]: StoredOffset(r["next_offset"], r["witness"]) for r in rows}
 
 
-async def lock_offset(conn: Connection, group_id: str, topic: str, partition: int) -> int | None:
-    """The stored next offset, row-locked until the transaction ends (None: never stored)."""
+async def lock_offset(
+    conn: Connection, group_id: str, topic: str, partition: int
+) -> StoredOffset | None:
+    """The stored position, row-locked until the transaction ends (None: never stored)."""
     await conn.execute(
         "INSERT INTO kafka_consumer_offsets (group_id, topic, partition, next_offset)"
         " VALUES ($1, $2, $3, -1) ON CONFLICT DO NOTHING",
@@ -40,24 +42,80 @@ async def lock_offset(conn: Connection, group_id: str, topic: str, partition: in
         topic,
         partition,
     )
-    value = await conn.fetchval(
-        "SELECT next_offset FROM kafka_consumer_offsets"
+    row = await conn.fetchrow(
+        "SELECT next_offset, witness FROM kafka_consumer_offsets"
         " WHERE group_id = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
         group_id,
         topic,
         partition,
     )
-    return None if value is None or value < 0 else int(value)
+    if row is None or row["next_offset"] < 0:
+        return None
+    return StoredOffset(int(row["next_offset"]), row["witness"])
 
 
 async def save_offset(
-    conn: Connection, group_id: str, topic: str, partition: int, next_offset: int
+    conn: Connection,
+    group_id: str,
+    topic: str,
+    partition: int,
+    next_offset: int,
+    witness: str | None,
 ) -> None:
+    """Store the next offset (the row must be locked by :func:`lock_offset` in this txn)."""
     await conn.execute(
-        "UPDATE kafka_consumer_offsets SET next_offset = $4, updated_at = now()"
+        "UPDATE kafka_consumer_offsets SET next_offset = $4, witness = $5, updated_at = now()"
         " WHERE group_id = $1 AND topic = $2 AND partition = $3",
         group_id,
         topic,
         partition,
         next_offset,
+        witness,
     )
+
+
+async def record_reset(
+    conn: Connection,
+    group_id: str,
+    topic: str,
+    partition: int,
+    *,
+    reason: str,
+    stored: int | None,
+    new_offset: int,
+) -> None:
+    """Move the stored offset by policy (not by applying records) and keep an audit row."""
+    await lock_offset(conn, group_id, topic, partition)
+    await save_offset(conn, group_id, topic, partition, new_offset, None)
+    await conn.execute(
+        "INSERT INTO kafka_consumer_offset_resets"
+        " (group_id, topic, partition, reason, stored_offset, new_offset)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        group_id,
+        topic,
+        partition,
+        reason,
+        stored,
+        new_offset,
+    )
+
+
+async def advance_sequence(
+    conn: Connection, group_id: str, topic: str, source: str, key: str, sequence: int
+) -> bool:
+    """Record ``sequence`` as the last applied for the key; False when it is not newer (a
+    duplicate or a stale event: the caller skips it)."""
+    applied = await conn.fetchval(
+        "INSERT INTO kafka_consumer_sequences AS s"
+        " (group_id, topic, source, key, last_sequence) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT (group_id, topic, source, key) DO UPDATE"
+        " SET last_sequence = EXCLUDED.last_sequence"
+        " WHERE s.last_sequence < EXCLUDED.last_sequence"
+        " RETURNING true",
+        group_id,
+        topic,
+        source,
+        key,
+        sequence,
+    )
+    return bool(applied)

@@ -1,6 +1,14 @@
-"""The one way services publish: an idempotent producer (``acks=all``) that awaits the ack."""
+"""The idempotent producer (``acks=all``): the outbox relay, the webhook and dead letters use it.
+
+Services do not publish state changes through it directly: they write to their outbox in the
+transaction of the change, and the relay publishes (``calsync_common.outbox``). Direct use is for
+what has no database state behind it: the webhook's notifications (acknowledged to Graph only
+after the broker's ack) and dead-letter copies.
+"""
 
 from __future__ import annotations
+
+import asyncio
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
@@ -48,6 +56,19 @@ class EventPublisher:
             return await self.send_raw(
                 destination, key, message.value, list(message.headers.items())
             )
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
+    ) -> asyncio.Future[RecordMetadata]:
+        """Queue bytes exactly as given (the relay's stored messages); await the result for the ack.
+
+        Sends to one partition keep their order: the producer is idempotent, so a retry never
+        duplicates or reorders, and a batch the broker did not take fails the ones queued after it.
+        """
+        fut: asyncio.Future[RecordMetadata] = await self._producer.send(
+            topic, value=value, key=key, headers=headers
+        )
+        return fut
 
     async def send_raw(
         self, topic: str, key: bytes | None, value: bytes | None, headers: Headers

@@ -1,45 +1,63 @@
-"""Unit of work: one connection, one transaction; committed on success, rolled back on error."""
+"""Unit of work on PostgreSQL: one connection, one transaction, an outbox on the same connection.
+
+``PostgresUnitOfWork(pool, source)`` is the production :class:`calsync_common.ports.UnitOfWork`;
+``async with uow() as work:`` commits on success and rolls back on error. Services subclass
+:class:`PostgresWork` to add their repositories (SQL adapters built on ``work.connection``) and
+pass the subclass as ``work_type``; the consumer runner binds the same type to the connection of
+its batch transaction, so a handler is written once for HTTP and Kafka.
+"""
 
 from __future__ import annotations
 
-from types import TracebackType
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Generic, TypeVar
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
-from asyncpg.transaction import Transaction
+
+from calsync_common.outbox.store import PostgresOutbox
+from calsync_common.postgres import Connection
 
 
-class UnitOfWork:
-    """``async with UnitOfWork(pool) as conn:`` — everything inside commits or nothing does."""
+class PostgresWork:
+    """An open transaction: ``connection`` for the service's SQL adapters, and its outbox."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self._conn: PoolConnectionProxy[asyncpg.Record] | None = None
-        self._tx: Transaction | None = None
+    def __init__(self, connection: Connection, source: str) -> None:
+        self.connection = connection
+        self._outbox = PostgresOutbox(connection, source)
 
-    async def __aenter__(self) -> PoolConnectionProxy[asyncpg.Record]:
-        self._conn = await self._pool.acquire()
-        try:
-            self._tx = self._conn.transaction()
-            await self._tx.start()
-        except BaseException:
-            await self._pool.release(self._conn)
-            raise
-        return self._conn
+    @property
+    def outbox(self) -> PostgresOutbox:
+        return self._outbox
 
-    async def __aexit__(
+
+W = TypeVar("W", bound=PostgresWork)
+
+
+class PostgresUnitOfWork(Generic[W]):
+    def __init__(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        pool: asyncpg.Pool,
+        source: str,
+        work_type: Callable[[Connection, str], W],
     ) -> None:
-        assert self._conn is not None
-        assert self._tx is not None
-        try:
-            if exc_type is None:
-                await self._tx.commit()
-            else:
-                await self._tx.rollback()
-        finally:
-            await self._pool.release(self._conn)
-            self._conn = self._tx = None
+        self._pool = pool
+        self._source = source
+        self._work_type = work_type
+
+    def bind(self, connection: Connection) -> W:
+        """The work of a transaction someone else opened (the consumer runner's batch)."""
+        return self._work_type(connection, self._source)
+
+    def __call__(self) -> AbstractAsyncContextManager[W]:
+        return self._open()
+
+    @asynccontextmanager
+    async def _open(self) -> AsyncIterator[W]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield self._work_type(conn, self._source)
+
+
+def unit_of_work(pool: asyncpg.Pool, source: str) -> PostgresUnitOfWork[PostgresWork]:
+    """A unit of work with the outbox only (services add repositories by subclassing)."""
+    return PostgresUnitOfWork(pool, source, PostgresWork)

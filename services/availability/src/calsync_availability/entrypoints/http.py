@@ -6,13 +6,10 @@ from aiohttp import web
 
 from calsync_availability.bootstrap import bootstrap
 from calsync_availability.settings import AvailabilitySettings
-from calsync_common.http.health import setup_health_routes
-from calsync_common.http.problems import problem_middleware
-from calsync_common.runtime import infrastructure_checks
+from calsync_common.runtime import infrastructure_checks, new_app
 
 
 def init_app(settings: AvailabilitySettings) -> web.Application:
-    app = web.Application(middlewares=[problem_middleware()])
+    app = new_app(infrastructure_checks)
     bootstrap(app, settings)
-    setup_health_routes(app, lambda: infrastructure_checks(app))
     return app

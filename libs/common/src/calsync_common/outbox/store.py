@@ -1,0 +1,104 @@
+"""The PostgreSQL outbox: rows written in the caller's transaction, one sequence per key.
+
+Each ``add`` takes the next sequence of ``(topic, key)`` from ``outbox_sequences`` (the row lock
+serialises writers of one key, so sequence order is commit order) and derives the CloudEvents id
+from source, topic, key and sequence. The message is encoded once, here, with the trace context
+of the state change, and stored as bytes: every relay of it is byte-identical.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from datetime import UTC, datetime
+from uuid import NAMESPACE_URL, uuid5
+
+from calsync_common.contracts.base import EventPayload
+from calsync_common.contracts.envelope import encode, tombstone_headers
+from calsync_common.contracts.topics import topic_named
+from calsync_common.kafka.tracing import inject
+from calsync_common.ports import OutboxEntry
+from calsync_common.postgres import Connection
+
+#: Keys are spread over this many buckets; a relay owns whole buckets, so one key is only ever
+#: relayed by one replica. A constant, not a setting: replicas must agree on it.
+BUCKETS = 16
+NOTIFY_CHANNEL = "calsync_outbox"
+
+
+def bucket_of(key: str) -> int:
+    return zlib.crc32(key.encode()) % BUCKETS
+
+
+def event_id_for(source: str, topic: str, key: str, sequence: int) -> str:
+    return str(uuid5(NAMESPACE_URL, f"calsync:{source}:{topic}:{key}:{sequence}"))
+
+
+class PostgresOutbox:
+    """Implements :class:`calsync_common.ports.Outbox` on a connection inside a transaction."""
+
+    def __init__(self, conn: Connection, source: str) -> None:
+        self._conn = conn
+        self._source = source
+
+    async def add(
+        self, payload: EventPayload, *, subject: str | None = None, event_id: str | None = None
+    ) -> OutboxEntry:
+        key = payload.partition_key()
+        sequence = await self._next_sequence(payload.topic, key)
+        ce_id = event_id or event_id_for(self._source, payload.topic, key, sequence)
+        message = encode(
+            payload,
+            source=self._source,
+            subject=subject,
+            event_id=ce_id,
+            sequence=sequence,
+            time=datetime.now(UTC),
+        )
+        headers = inject(list(message.headers.items()))
+        return await self._insert(payload.topic, key, sequence, ce_id, headers, message.value)
+
+    async def tombstone(self, topic: str, key: str) -> OutboxEntry:
+        known = topic_named(topic)
+        if known is not None and known.cleanup != "compact":
+            raise ValueError(f"{topic} is not compacted: a tombstone would delete nothing")
+        sequence = await self._next_sequence(topic, key)
+        ce_id = event_id_for(self._source, topic, key, sequence)
+        headers = list(
+            tombstone_headers(event_id=ce_id, source=self._source, sequence=sequence).items()
+        )
+        return await self._insert(topic, key, sequence, ce_id, headers, None)
+
+    async def _next_sequence(self, topic: str, key: str) -> int:
+        value = await self._conn.fetchval(
+            "INSERT INTO outbox_sequences AS s (topic, key, last_sequence) VALUES ($1, $2, 1)"
+            " ON CONFLICT (topic, key) DO UPDATE SET last_sequence = s.last_sequence + 1"
+            " RETURNING last_sequence",
+            topic,
+            key,
+        )
+        return int(value)
+
+    async def _insert(
+        self,
+        topic: str,
+        key: str,
+        sequence: int,
+        event_id: str,
+        headers: list[tuple[str, bytes]],
+        value: bytes | None,
+    ) -> OutboxEntry:
+        await self._conn.execute(
+            "INSERT INTO outbox (topic, key, sequence, bucket, event_id, headers, value)"
+            " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)",
+            topic,
+            key,
+            sequence,
+            bucket_of(key),
+            event_id,
+            json.dumps([[k, v.decode("latin-1")] for k, v in headers]),
+            value,
+        )
+        # Delivered on commit only, and coalesced: wakes the relay without polling.
+        await self._conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+        return OutboxEntry(topic=topic, key=key, sequence=sequence, event_id=event_id)

@@ -1,0 +1,55 @@
+"""The seams the service layer depends on: an outbox and a unit of work, no driver types.
+
+Service-layer handlers take a :class:`Work` (the open unit of work: its repositories and its
+outbox) and never an asyncpg connection or a Kafka producer. ``bootstrap()`` decides what stands
+behind them: PostgreSQL and the relay in production (``calsync_common.postgres.uow``), the fakes of
+``calsync_common.fakes`` in tests. Both pass one contract suite.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from calsync_common.contracts.base import EventPayload
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """What an outbox recorded: the event's deterministic id and its per-key sequence."""
+
+    topic: str
+    key: str
+    sequence: int
+    event_id: str
+
+
+class Outbox(Protocol):
+    """Events leave a service only through here, in the transaction of the state change."""
+
+    async def add(
+        self, payload: EventPayload, *, subject: str | None = None, event_id: str | None = None
+    ) -> OutboxEntry:
+        """Queue ``payload`` on its topic; published after the unit of work commits."""
+        ...
+
+    async def tombstone(self, topic: str, key: str) -> OutboxEntry:
+        """Queue a deletion of ``key`` on a compacted topic."""
+        ...
+
+
+class Work(Protocol):
+    """An open unit of work: everything done through it commits together or not at all."""
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+
+W_co = TypeVar("W_co", bound=Work, covariant=True)
+
+
+class UnitOfWork(Protocol[W_co]):
+    """``async with uow() as work:`` commits on success and rolls back on error."""
+
+    def __call__(self) -> AbstractAsyncContextManager[W_co]: ...
