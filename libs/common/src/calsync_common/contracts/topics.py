@@ -111,3 +111,8 @@ CATALOGUE: tuple[Topic, ...] = (
     SYNC_STATUS,
     DEAD_LETTER,
 )
+
+
+def topic_named(name: str) -> Topic | None:
+    """The catalogue entry of ``name`` (None for topics outside it, e.g. tests' own)."""
+    return next((t for t in CATALOGUE if t.name == name), None)
