@@ -31,9 +31,14 @@ class FakeOutbox:
     pending: list[FakeMessage] = field(default_factory=list)
 
     async def add(
-        self, payload: EventPayload, *, subject: str | None = None, event_id: str | None = None
+        self,
+        payload: EventPayload,
+        *,
+        subject: str | None = None,
+        event_id: str | None = None,
+        topic: str | None = None,
     ) -> OutboxEntry:
-        entry = self._entry(payload.topic, payload.partition_key(), event_id)
+        entry = self._entry(topic or payload.topic, payload.partition_key(), event_id)
         self.pending.append(FakeMessage(entry, payload, subject))
         return entry
 

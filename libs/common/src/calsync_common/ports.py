@@ -29,9 +29,15 @@ class Outbox(Protocol):
     """Events leave a service only through here, in the transaction of the state change."""
 
     async def add(
-        self, payload: EventPayload, *, subject: str | None = None, event_id: str | None = None
+        self,
+        payload: EventPayload,
+        *,
+        subject: str | None = None,
+        event_id: str | None = None,
+        topic: str | None = None,
     ) -> OutboxEntry:
-        """Queue ``payload`` on its topic; published after the unit of work commits."""
+        """Queue ``payload`` on its catalogue topic (or ``topic``: tests, replays); published
+        after the unit of work commits."""
         ...
 
     async def tombstone(self, topic: str, key: str) -> OutboxEntry:

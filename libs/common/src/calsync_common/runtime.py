@@ -21,7 +21,7 @@ from aiohttp import web
 from calsync_common.contracts.topics import CATALOGUE
 from calsync_common.http.health import ReadinessCheck, setup_health_routes
 from calsync_common.http.problems import problem_middleware
-from calsync_common.kafka.admin import ensure_topics
+from calsync_common.kafka.admin import ensure_topics, topics_readiness
 from calsync_common.kafka.consumer import ConsumerRunner
 from calsync_common.kafka.producer import EventPublisher
 from calsync_common.logging import configure_logging
@@ -89,10 +89,13 @@ def new_app(checks: Callable[[web.Application], dict[str, ReadinessCheck]]) -> w
 
 
 def infrastructure_checks(app: web.Application) -> dict[str, ReadinessCheck]:
-    """Readiness of what every service uses: its database, the Kafka cluster, the outbox relay."""
+    """Readiness of what every service uses: its database, Kafka and the catalogue's topics, and
+    the outbox relay. (Start-up already fails when ``ensure_topics`` cannot create the topics.)"""
     checks: dict[str, ReadinessCheck] = {
         "postgres": lambda: ping(app[POOL]),
         "kafka": lambda: app[PUBLISHER].ready(),
+        # Topics deleted or altered after start make the service unready, not silently broken.
+        "topics": topics_readiness(app[PUBLISHER].bootstrap, CATALOGUE),
     }
     if RELAY in app:
         checks["outbox"] = app[RELAY].ready

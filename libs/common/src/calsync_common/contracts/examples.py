@@ -10,7 +10,9 @@ from calsync_common.contracts.bookings import BookingCancelled, BookingConfirmed
 from calsync_common.contracts.calendar_events import (
     CalendarEventRemoved,
     CalendarEventUpserted,
-    CalendarResynced,
+    CalendarResyncCompleted,
+    CalendarResyncPage,
+    CalendarResyncStarted,
 )
 from calsync_common.contracts.connections import ConnectionSnapshot, MicrosoftAccount
 from calsync_common.contracts.notifications import GraphChangeReceived, GraphLifecycleReceived
@@ -19,6 +21,7 @@ from calsync_common.contracts.sync_status import SyncStatusChanged
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 CONN = UUID("0b6f8f0e-5c1e-4e47-9a53-3c1f5d0c2a11")
 BOOKING = UUID("7e163156-7762-4beb-a1c6-729ea81755a7")
+RESYNC = UUID("3d0c7a52-2f55-4c8e-8f1e-6a9b0d4e5c21")
 
 
 def examples() -> list[EventPayload]:
@@ -30,6 +33,7 @@ def examples() -> list[EventPayload]:
         "booking_calendar_id": "cal-1",
         "occurred_at": NOW,
     }
+    resync = {"connection_id": CONN, "calendar_id": "AAMkAD-linked", "resync_id": RESYNC}
     return [
         ConnectionSnapshot(
             connection_id=CONN,
@@ -73,14 +77,11 @@ def examples() -> list[EventPayload]:
         CalendarEventRemoved(
             connection_id=CONN, calendar_id="AAMkAD-linked", event_id="AAMkAD-e1", observed_at=NOW
         ),
-        CalendarResynced(
-            connection_id=CONN,
-            calendar_id="AAMkAD-linked",
-            window_start=NOW,
-            window_end=NOW + timedelta(days=90),
-            event_ids=("AAMkAD-e2",),
-            observed_at=NOW,
+        CalendarResyncStarted(
+            **resync, window_start=NOW, window_end=NOW + timedelta(days=90), observed_at=NOW
         ),
+        CalendarResyncPage(**resync, page=0, event_ids=("AAMkAD-e1", "AAMkAD-e2")),
+        CalendarResyncCompleted(**resync, pages=1, total_event_ids=2, observed_at=NOW),
         BookingConfirmed(**booking, start=NOW, end=NOW + timedelta(minutes=30), title="Intro call"),
         BookingRescheduled(**booking, start=NOW, end=NOW + timedelta(minutes=45)),
         BookingCancelled(**booking),

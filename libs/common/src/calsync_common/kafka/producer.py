@@ -26,6 +26,7 @@ class EventPublisher:
 
     def __init__(self, bootstrap: str, *, client_id: str, source: str) -> None:
         self.source = source
+        self.bootstrap = bootstrap
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
             client_id=client_id,

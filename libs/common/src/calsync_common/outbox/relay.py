@@ -20,7 +20,7 @@ import contextlib
 import json
 import logging
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -81,6 +81,7 @@ class OutboxRelay:
         *,
         service: str,
         config: RelayConfig | None = None,
+        after_publish: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._dsn = dsn
         self._pool = pool
@@ -96,6 +97,8 @@ class OutboxRelay:
         self._failure: BaseException | None = None
         self._last_purge = 0.0
         self._last_measure = 0.0
+        # Test seam: runs after the broker acked a batch and before the rows are marked sent.
+        self._after_publish = after_publish
 
     @property
     def owned_buckets(self) -> frozenset[int]:
@@ -108,6 +111,10 @@ class OutboxRelay:
     async def ready(self) -> None:
         if self._failure is not None:
             raise RuntimeError(f"outbox relay stopped: {self._failure!r}")
+
+    async def close(self) -> None:
+        """End the lock session: the buckets are free for another replica at once."""
+        await self._drop_lock_connection()
 
     async def run(self) -> None:
         try:
@@ -124,7 +131,7 @@ class OutboxRelay:
         backoff = 0.1
         while not self._stopping.is_set():
             try:
-                await self._claim_buckets()
+                await self.claim_buckets()
                 sent = await self.relay_once()
                 await self._housekeeping()
             except INFRASTRUCTURE_ERRORS as exc:
@@ -145,7 +152,8 @@ class OutboxRelay:
             await asyncio.wait_for(self._wake.wait(), seconds)
         self._wake.clear()
 
-    async def _claim_buckets(self) -> None:
+    async def claim_buckets(self) -> None:
+        """Take every free bucket (one round of the loop does it first)."""
         if self._lock_conn is None or self._lock_conn.is_closed():
             await self._drop_lock_connection()
             conn = await asyncpg.connect(self._dsn)
@@ -195,6 +203,8 @@ class OutboxRelay:
             for r in records
         ]
         sent, failure = await self._publish(rows)
+        if sent and self._after_publish is not None:
+            await self._after_publish()
         if sent:
             await self._pool.execute(
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", sent

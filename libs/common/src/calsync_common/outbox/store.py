@@ -42,11 +42,17 @@ class PostgresOutbox:
         self._source = source
 
     async def add(
-        self, payload: EventPayload, *, subject: str | None = None, event_id: str | None = None
+        self,
+        payload: EventPayload,
+        *,
+        subject: str | None = None,
+        event_id: str | None = None,
+        topic: str | None = None,
     ) -> OutboxEntry:
         key = payload.partition_key()
-        sequence = await self._next_sequence(payload.topic, key)
-        ce_id = event_id or event_id_for(self._source, payload.topic, key, sequence)
+        destination = topic or payload.topic
+        sequence = await self._next_sequence(destination, key)
+        ce_id = event_id or event_id_for(self._source, destination, key, sequence)
         message = encode(
             payload,
             source=self._source,
@@ -56,7 +62,7 @@ class PostgresOutbox:
             time=datetime.now(UTC),
         )
         headers = inject(list(message.headers.items()))
-        return await self._insert(payload.topic, key, sequence, ce_id, headers, message.value)
+        return await self._insert(destination, key, sequence, ce_id, headers, message.value)
 
     async def tombstone(self, topic: str, key: str) -> OutboxEntry:
         known = topic_named(topic)
