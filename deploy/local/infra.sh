@@ -7,6 +7,8 @@
 #   deploy/local/infra.sh status   show what runs; exit 0 only if both are up
 #   deploy/local/infra.sh env      print the connection settings (KEY=value lines)
 #   deploy/local/infra.sh clean    down, then delete .run/ (data and logs; .cache/ is kept)
+#   deploy/local/infra.sh pg-stop | pg-start | kafka-stop | kafka-start
+#                                  one server only (failure tests stop and start them under load)
 #
 # Progress goes to stderr; stdout carries only the KEY=value settings, so
 # `eval "$(deploy/local/infra.sh up)"` works. See deploy/local/README.md.
@@ -135,6 +137,8 @@ print_env() {
   printf 'KAFKA_PORT=%s\n' "$(quote_value "$KAFKA_PORT")"
   printf 'KAFKA_CONTROLLER_PORT=%s\n' "$(quote_value "$KAFKA_CONTROLLER_PORT")"
   printf 'CALSYNC_KAFKA_BOOTSTRAP=%s\n' "$(quote_value "$KAFKA_HOST:$KAFKA_PORT")"
+  # Tells tests that this script owns the servers, so they may stop and start them.
+  printf 'CALSYNC_LOCAL_INFRA=%s\n' "$(quote_value "$SCRIPT_DIR/infra.sh")"
   printf 'PGHOST=%s\n' "$(quote_value "$PGHOST")"
   printf 'PGPORT=%s\n' "$(quote_value "$PGPORT")"
   printf 'PGUSER=%s\n' "$(quote_value "$PGUSER")"
@@ -705,7 +709,7 @@ preflight_ports() {
 }
 
 usage() {
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -735,6 +739,16 @@ main() {
     env)
       validate_settings
       print_env
+      ;;
+    pg-stop) pg_down ;;
+    pg-start)
+      validate_settings
+      pg_up
+      ;;
+    kafka-stop) kafka_down ;;
+    kafka-start)
+      validate_settings
+      kafka_up
       ;;
     clean)
       kafka_down

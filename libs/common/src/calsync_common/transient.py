@@ -18,6 +18,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     TimeoutError,
     KafkaError,
     asyncpg.InterfaceError,  # e.g. the connection was closed under the query
+    asyncpg.InternalClientError,  # a session terminated mid-operation (asyncpg#1069)
     asyncpg.PostgresConnectionError,  # ConnectionDoesNotExistError, ConnectionFailureError, ...
     asyncpg.OperatorInterventionError,  # AdminShutdown, CrashShutdown, QueryCanceled, ...
     asyncpg.InsufficientResourcesError,  # TooManyConnections, DiskFull, OutOfMemory

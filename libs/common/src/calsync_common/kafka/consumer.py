@@ -52,6 +52,7 @@ from calsync_common.kafka.dead_letter import dead_letter_headers
 from calsync_common.kafka.producer import EventPublisher
 from calsync_common.kafka.tracing import extract
 from calsync_common.postgres import Connection
+from calsync_common.postgres.pool import transaction
 from calsync_common.transient import INFRASTRUCTURE, TRANSIENT, RetryLater
 
 __all__ = ["ConsumedEvent", "ConsumedTombstone", "ConsumerConfig", "ConsumerRunner", "RetryLater"]
@@ -244,7 +245,7 @@ class ConsumerRunner(Generic[W]):
         ordered = sorted(tps, key=lambda t: (t.topic, t.partition))
         begin = await self.consumer.beginning_offsets(ordered)
         end = await self.consumer.end_offsets(ordered)
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with transaction(self.pool) as conn:
             for tp in ordered:
                 state = self.partitions.get(tp)
                 if state is None:
@@ -428,7 +429,7 @@ class ConsumerRunner(Generic[W]):
         """Apply in one transaction up to the first failing record; (next offset, failure).
         A next offset of None means the stored offset belongs to another incarnation."""
         group = self.config.group_id
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with transaction(self.pool) as conn:
             stored = await offsets.lock_offset(conn, group, tp.topic, tp.partition)
             witness_at = state.witness_at
             if (
@@ -518,7 +519,7 @@ class ConsumerRunner(Generic[W]):
             return
         try:
             await self._dead_letter(failed.record, failed.error, state.attempts.get(offset, 0))
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with transaction(self.pool) as conn:
                 group = self.config.group_id
                 stored = await offsets.lock_offset(conn, group, tp.topic, tp.partition)
                 if stored is None or stored.next_offset <= offset:

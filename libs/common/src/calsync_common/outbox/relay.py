@@ -29,6 +29,8 @@ from prometheus_client import Counter, Gauge
 
 from calsync_common.kafka.producer import EventPublisher
 from calsync_common.outbox.store import BUCKETS, NOTIFY_CHANNEL
+from calsync_common.postgres.pool import transaction
+from calsync_common.transient import INFRASTRUCTURE
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +44,7 @@ OLDEST = Gauge(
 )
 OWNED = Gauge("calsync_outbox_buckets_owned", "Outbox buckets this replica relays", ["service"])
 
-INFRASTRUCTURE_ERRORS = (
-    OSError,
-    TimeoutError,
-    KafkaError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-)
+INFRASTRUCTURE_ERRORS = INFRASTRUCTURE
 
 
 @dataclass(frozen=True)
@@ -137,7 +133,7 @@ class OutboxRelay:
             except INFRASTRUCTURE_ERRORS as exc:
                 FAILURES.labels(self.service, type(exc).__name__).inc()
                 log.warning("outbox relay round failed", extra={"error": type(exc).__name__})
-                if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+                if not isinstance(exc, KafkaError):
                     await self._drop_lock_connection()
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self.config.backoff_max_s)
@@ -185,13 +181,14 @@ class OutboxRelay:
         """Relay up to one batch of the owned buckets; the number of rows marked sent."""
         if not self._owned:
             return 0
-        records = await self._pool.fetch(
-            "SELECT id, topic, key, headers, value FROM outbox"
-            " WHERE published_at IS NULL AND bucket = ANY($1::smallint[])"
-            " ORDER BY id LIMIT $2",
-            sorted(self._owned),
-            self.config.batch_size,
-        )
+        async with transaction(self._pool) as conn:
+            records = await conn.fetch(
+                "SELECT id, topic, key, headers, value FROM outbox"
+                " WHERE published_at IS NULL AND bucket = ANY($1::smallint[])"
+                " ORDER BY id LIMIT $2",
+                sorted(self._owned),
+                self.config.batch_size,
+            )
         rows = [
             _Row(
                 r["id"],
@@ -206,9 +203,10 @@ class OutboxRelay:
         if sent and self._after_publish is not None:
             await self._after_publish()
         if sent:
-            await self._pool.execute(
-                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", sent
-            )
+            async with transaction(self._pool) as conn:
+                await conn.execute(
+                    "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", sent
+                )
             PUBLISHED.labels(self.service).inc(len(sent))
         if failure is not None:
             raise failure
@@ -248,18 +246,20 @@ class OutboxRelay:
             await self.measure()
         if now - self._last_purge >= self.config.purge_every_s:
             self._last_purge = now
-            await self._pool.execute(
-                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-                " WHERE published_at < now() - make_interval(secs => $1) LIMIT 10000)",
-                self.config.retention_s,
-            )
+            async with transaction(self._pool) as conn:
+                await conn.execute(
+                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+                    " WHERE published_at < now() - make_interval(secs => $1) LIMIT 10000)",
+                    self.config.retention_s,
+                )
 
     async def measure(self) -> None:
         """Refresh the lag gauges (also called by tests and readiness)."""
-        row = await self._pool.fetchrow(
-            "SELECT count(*) AS n, extract(epoch FROM now() - min(created_at)) AS age"
-            " FROM outbox WHERE published_at IS NULL"
-        )
+        async with transaction(self._pool) as conn:
+            row = await conn.fetchrow(
+                "SELECT count(*) AS n, extract(epoch FROM now() - min(created_at)) AS age"
+                " FROM outbox WHERE published_at IS NULL"
+            )
         assert row is not None
         PENDING.labels(self.service).set(row["n"])
         OLDEST.labels(self.service).set(float(row["age"] or 0.0))

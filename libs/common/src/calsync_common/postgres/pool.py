@@ -1,4 +1,5 @@
-"""asyncpg pool opened and closed by the app's lifecycle."""
+"""asyncpg pool opened and closed by the app's lifecycle, and a transaction that never hands a
+broken connection back to it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+#: Errors after which a connection's protocol state cannot be trusted. asyncpg may raise
+#: InternalClientError ("cannot switch to state ...") on a session terminated mid-operation
+#: (MagicStack/asyncpg#1069); such a connection must be discarded, not reused.
+BROKEN_CONNECTION = (asyncpg.InternalClientError, asyncpg.InterfaceError)
 
 
 @asynccontextmanager
@@ -23,3 +30,15 @@ async def ping(pool: asyncpg.Pool) -> None:
     """Readiness: a round trip to the database."""
     async with pool.acquire() as conn:
         await conn.fetchval("SELECT 1")
+
+
+@asynccontextmanager
+async def transaction(pool: asyncpg.Pool) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
+    """One connection, one transaction; a connection that broke inside is terminated."""
+    async with pool.acquire() as conn:
+        try:
+            async with conn.transaction():
+                yield conn
+        except BROKEN_CONNECTION:
+            conn.terminate()
+            raise

@@ -17,6 +17,7 @@ import asyncpg
 
 from calsync_common.outbox.store import PostgresOutbox
 from calsync_common.postgres import Connection
+from calsync_common.postgres.pool import transaction
 
 
 class PostgresWork:
@@ -54,7 +55,7 @@ class PostgresUnitOfWork(Generic[W]):
 
     @asynccontextmanager
     async def _open(self) -> AsyncIterator[W]:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with transaction(self._pool) as conn:
             yield self._work_type(conn, self._source)
 
 
