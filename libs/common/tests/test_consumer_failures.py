@@ -689,3 +689,23 @@ async def _offsets_reach(pool: asyncpg.Pool, wanted: int) -> bool:
         "SELECT coalesce(sum(next_offset), 0) FROM kafka_consumer_offsets WHERE next_offset > 0"
     )
     return int(total) >= wanted
+
+
+async def test_a_process_whose_loop_died_exits_non_zero(
+    infra: object, fresh_database: str, unique: str
+) -> None:
+    """Under ``runtime.run`` a fatal failure stops the server gracefully and the process exits
+    with status 70, so its supervisor restarts it."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(HERE / "fatal_process.py"),
+        infra.kafka_bootstrap,  # type: ignore[attr-defined]
+        fresh_database,
+        f"test.fatal.{unique}",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, _ = await proc.communicate()
+    assert proc.returncode == 70
+    assert b"fatal failure" in out
