@@ -40,6 +40,7 @@ class PostgresOutbox:
     def __init__(self, conn: Connection, source: str) -> None:
         self._conn = conn
         self._source = source
+        self._notified = False
 
     async def add(
         self,
@@ -105,6 +106,7 @@ class PostgresOutbox:
             json.dumps([[k, v.decode("latin-1")] for k, v in headers]),
             value,
         )
-        # Delivered on commit only, and coalesced: wakes the relay without polling.
-        await self._conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+        if not self._notified:  # delivered on commit only: wakes the relay without polling
+            await self._conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+            self._notified = True
         return OutboxEntry(topic=topic, key=key, sequence=sequence, event_id=event_id)
