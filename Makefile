@@ -4,6 +4,8 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 INFRA := deploy/local/infra.sh
+# Runs and stops the processes of `make up` (the Procfile, under honcho).
+STACK := deploy/local/stack.sh
 # Runs a command with the local stack's settings (CALSYNC_KAFKA_BOOTSTRAP, *_DATABASE_URL, ...).
 WITH_ENV := deploy/local/with-env.sh
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
@@ -29,10 +31,11 @@ migrate: install infra-up ## apply every service's database migrations
 	@$(WITH_ENV) $(UV) run python deploy/local/migrate.py
 
 up: install ## run the whole system on the sandbox (infra, emulator, 3 services); Ctrl-C stops all
-	@UV=$(UV) bash deploy/local/up.sh
+	@UV=$(UV) bash $(STACK) up
 
-down: infra-down ## stop everything make up started
-	@pkill -f 'python -m (msgraph_emulator|calsync_connector|calsync_sync_worker|calsync_availability)' || true
+# Only this checkout's processes (tracked in .run/stack/), stopped before what they depend on.
+down: ## stop everything make up started: the processes, then Kafka and PostgreSQL
+	@bash $(STACK) down
 
 test: install infra-up ## every test (unit, integration, e2e) against the real local stack
 	@$(WITH_ENV) $(UV) run python -m calsync_common.contracts.render --check .
@@ -50,10 +53,11 @@ fmt: install ## format and fix what ruff can
 schemas: install ## render docs/events.md and docs/schemas/*.json from the contracts
 	@$(UV) run python -m calsync_common.contracts.render .
 
-bench: install infra-up ## physical-limit baselines and emulator speed, JSON under bench/results/
+bench: install infra-up ## baselines, emulator and plumbing speed, JSON under bench/results/
 	@mkdir -p bench/results
 	@$(WITH_ENV) $(UV) run python bench/baseline.py --out bench/results/baseline.json
 	@$(UV) run python bench/emulator_bench.py --out bench/results/emulator.json
+	@$(WITH_ENV) $(UV) run python bench/plumbing_bench.py --out bench/results/plumbing.json
 
 logs: ## follow the infrastructure logs
 	@tail -n 50 -F .run/kafka/logs/*.log .run/postgres/*.log

@@ -1,8 +1,12 @@
-"""End to end: the processes `make up` runs start on the real stack, report ready, stop cleanly."""
+"""End to end: the processes `make up` runs start on the real stack, report ready, stop cleanly.
+
+Each service gets a database of its own, as in production.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -10,9 +14,14 @@ import ssl
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
+import asyncpg
 import pytest
+
+if TYPE_CHECKING:
+    from conftest import Databases
 
 pytestmark = pytest.mark.e2e
 
@@ -46,8 +55,15 @@ async def wait_ready(
 
 
 @pytest.fixture
+async def service_databases(databases: Databases) -> AsyncIterator[dict[str, str]]:
+    """Service name → DSN of a throw-away database of its own."""
+    async with contextlib.AsyncExitStack() as dbs:
+        yield {name: await dbs.enter_async_context(databases.throwaway()) for name in SERVICES}
+
+
+@pytest.fixture
 async def stack(
-    infra: object, fresh_database: str, tmp_path: Path
+    infra: object, service_databases: dict[str, str], tmp_path: Path
 ) -> AsyncIterator[dict[str, tuple[str, asyncio.subprocess.Process]]]:
     procs: dict[str, tuple[str, asyncio.subprocess.Process]] = {}
     base_env = {**os.environ, "CALSYNC_KAFKA_BOOTSTRAP": infra.kafka_bootstrap}  # type: ignore[attr-defined]
@@ -72,7 +88,7 @@ async def stack(
         port = free_port()
         env = {
             **base_env,
-            f"{prefix}_DATABASE_URL": fresh_database,
+            f"{prefix}_DATABASE_URL": service_databases[name],
             f"{prefix}_HTTP__PORT": str(port),
         }
         procs[name] = (
@@ -96,7 +112,9 @@ async def stack(
 
 
 async def test_every_process_reports_ready_and_stops_gracefully(
-    stack: dict[str, tuple[str, asyncio.subprocess.Process]], tmp_path: Path
+    stack: dict[str, tuple[str, asyncio.subprocess.Process]],
+    service_databases: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     async with aiohttp.ClientSession() as session:
         for name, (url, proc) in stack.items():
@@ -109,6 +127,19 @@ async def test_every_process_reports_ready_and_stops_gracefully(
                 ssl_ctx = ssl.create_default_context(cafile=str(ca))
             body = await wait_ready(session, url, proc, ssl_ctx)
             assert body["status"] in ("ok", "ready"), (name, body)
+    for name, dsn in service_databases.items():
+        # Each service migrated its own database and nobody else's.
+        own = f"alembic_version_{name.replace('-', '_')}"
+        conn = await asyncpg.connect(dsn)
+        try:
+            tables = await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE tablename LIKE 'alembic\\_version\\_%'"
+            )
+        finally:
+            await conn.close()
+        found = sorted(t["tablename"] for t in tables)
+        assert found, f"{name} did not migrate its database"
+        assert all(t.startswith(own) for t in found), (name, found)
     for name, (_, proc) in stack.items():
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(30):

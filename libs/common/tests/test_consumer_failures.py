@@ -283,6 +283,7 @@ def _infra(*args: str) -> None:
 async def test_postgres_stopped_and_started_under_load_loses_and_doubles_nothing(
     infra: object,
     fresh_database: str,
+    pool: asyncpg.Pool,  # migrated, with the applied table
     publisher: EventPublisher,
     topics: tuple[str, str],
     unique: str,
