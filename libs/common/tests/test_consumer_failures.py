@@ -9,13 +9,12 @@ others flow, a bug in the loop itself. Each test states the promise it holds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from calsync_common.kafka.producer import EventPublisher
 from calsync_common.postgres import Connection
 from calsync_common.postgres.uow import unit_of_work
 from calsync_common.runtime import FATAL, consumer_ctx, new_app
+from calsync_common.testing import connection, eventually, running
 
 pytestmark = pytest.mark.integration
 HERE = Path(__file__).parent
@@ -80,17 +80,6 @@ async def record(conn: Connection, message: Message) -> None:
     )
 
 
-def connection(conn: Connection) -> Connection:
-    return conn
-
-
-async def eventually(predicate: Callable[[], Awaitable[bool]], timeout_s: float = 60) -> None:
-    async with asyncio.timeout(timeout_s):
-        # Polls the database or the broker (no event to wait on), bounded by the timeout.
-        while not await predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.1)
-
-
 async def applied_count(pool: asyncpg.Pool) -> int:
     return int(await pool.fetchval("SELECT count(*) FROM applied"))
 
@@ -102,22 +91,6 @@ async def duplicates(pool: asyncpg.Pool) -> int:
             " HAVING count(*) > 1) d"
         )
     )
-
-
-@contextlib.asynccontextmanager
-async def running(runner: ConsumerRunner[Any]) -> AsyncIterator[asyncio.Task[None]]:
-    await runner.start()
-    task = asyncio.create_task(runner.run())
-    try:
-        yield task
-    finally:
-        runner.request_stop()
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(15):
-                await task
-        if not task.done():
-            task.cancel()
-        await runner.close()
 
 
 @pytest.fixture
@@ -310,6 +283,40 @@ async def test_postgres_stopped_and_started_under_load_loses_and_doubles_nothing
     assert await _duplicates_fresh(fresh_database) == 0
 
 
+@pytest.mark.skipif(
+    not os.environ.get("CALSYNC_LOCAL_INFRA"),
+    reason="restarts the broker: only on the local stack that make test starts",
+)
+async def test_kafka_stopped_and_started_under_load_loses_and_doubles_nothing(
+    infra: object,
+    pool: asyncpg.Pool,
+    publisher: EventPublisher,
+    topics: tuple[str, str],
+    unique: str,
+) -> None:
+    """Polls fail while the broker is away (the loop backs off instead of dying), commits fail,
+    the group is re-joined; then the stream resumes from PostgreSQL's offsets."""
+    topic, _ = topics
+    runner = runner_for(infra, pool, publisher, topics, f"g-{unique}")
+    async with running(runner) as task:
+        for n in range(50):
+            await publisher.publish(booking(n), topic=topic)
+        await eventually(lambda: _at_least(applied_count(pool), 50))
+        await asyncio.to_thread(_infra, "kafka-stop")
+        try:
+            await asyncio.sleep(3)  # the loop meets the outage
+            assert not task.done()
+        finally:
+            await asyncio.to_thread(_infra, "kafka-start")
+        for n in range(50, 100):
+            await publisher.publish(booking(n), topic=topic)
+        await eventually(lambda: _at_least(applied_count(pool), 100), 120)
+        assert not task.done(), "the loop must survive the outage"
+        await runner.ready()
+    assert await applied_count(pool) == 100
+    assert await duplicates(pool) == 0
+
+
 # -- Kafka commit failures ------------------------------------------------------------------
 
 
@@ -325,14 +332,14 @@ async def test_a_failing_kafka_commit_is_ignored_and_applies_nothing_twice(
     real_commit = runner.consumer.commit
     failed = 0
 
-    async def commit_fails_every_other_time(offsets: dict[TopicPartition, int]) -> None:
+    async def commit_fails_four_times(offsets: dict[TopicPartition, int]) -> None:
         nonlocal failed
         if failed <= 3:
             failed += 1
             raise CommitFailedError("the group rebalanced")
         await real_commit(offsets)
 
-    runner.consumer.commit = commit_fails_every_other_time  # type: ignore[method-assign]
+    runner.consumer.commit = commit_fails_four_times  # type: ignore[method-assign]
     async with running(runner) as task:
         for n in range(40):
             await publisher.publish(booking(n), topic=topic)

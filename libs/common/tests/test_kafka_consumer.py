@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,13 +23,10 @@ from calsync_common.kafka.admin import ensure_topics
 from calsync_common.kafka.consumer import ConsumedEvent, ConsumerConfig, ConsumerRunner, Message
 from calsync_common.kafka.producer import EventPublisher
 from calsync_common.postgres import Connection
+from calsync_common.testing import connection, eventually, running
 
 pytestmark = pytest.mark.integration
 BOOKING = next(e for e in examples() if isinstance(e, BookingConfirmed))
-
-
-def connection(conn: Connection) -> Connection:
-    return conn
 
 
 async def record(conn: Connection, event: Message) -> None:
@@ -41,27 +37,6 @@ async def record(conn: Connection, event: Message) -> None:
         event.offset,
         event.envelope.data.model_dump_json(),
     )
-
-
-@contextlib.asynccontextmanager
-async def running(runner: ConsumerRunner) -> AsyncIterator[asyncio.Task[None]]:
-    await runner.start()
-    task = asyncio.create_task(runner.run())
-    try:
-        yield task
-    finally:
-        runner.request_stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, RuntimeError):
-            await task
-        await runner.close()
-
-
-async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        # Polls the database (no event to wait on), bounded by the timeout.
-        while not await predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
 
 
 async def count(pool: asyncpg.Pool) -> int:
@@ -106,7 +81,7 @@ async def test_round_trip_applies_each_event_once_with_trace_context(
         infra.kafka_bootstrap, config, pool, handler, publisher, bind=connection
     )  # type: ignore[attr-defined]
     async with running(runner):
-        await wait_for(lambda: _eq(count(pool), 20))
+        await eventually(lambda: _eq(count(pool), 20))
     rows = await pool.fetch("SELECT payload FROM applied")
     titles = sorted(json.loads(r["payload"])["title"] for r in rows)
     assert titles == sorted(f"booking {n}" for n in range(1, 21))
@@ -160,7 +135,7 @@ async def test_consumer_killed_between_database_and_kafka_commit_applies_nothing
         await publisher.publish(booking(n), topic=topic)
     restarted = ConsumerRunner(bootstrap, config, pool, record, publisher, bind=connection)
     async with running(restarted):
-        await wait_for(lambda: _eq(count(pool), 15), timeout_s=60)
+        await eventually(lambda: _eq(count(pool), 15), timeout_s=60)
     duplicates = await pool.fetchval(
         "SELECT count(*) FROM"
         " (SELECT event_id FROM applied GROUP BY event_id HAVING count(*) > 1) d"
@@ -204,7 +179,7 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_consumer_keep
         infra.kafka_bootstrap, config, pool, handler, publisher, bind=connection
     )  # type: ignore[attr-defined]
     async with running(runner):
-        await wait_for(lambda: _eq(count(pool), 2))
+        await eventually(lambda: _eq(count(pool), 2))
 
     titles = sorted(
         json.loads(r["payload"])["title"] for r in await pool.fetch("SELECT payload FROM applied")
@@ -261,7 +236,7 @@ async def test_dependency_down_re_reads_the_batch_and_applies_each_event_once_in
     )
     runner = ConsumerRunner(infra.kafka_bootstrap, config, pool, flaky, publisher, bind=connection)  # type: ignore[attr-defined]
     async with running(runner):
-        await wait_for(lambda: _eq(count(pool), 7))
+        await eventually(lambda: _eq(count(pool), 7))
     rows = await pool.fetch("SELECT payload FROM applied ORDER BY offset_no")
     assert [json.loads(r["payload"])["title"] for r in rows] == [
         f"booking {n}" for n in range(1, 8)
