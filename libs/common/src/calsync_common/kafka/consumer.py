@@ -123,6 +123,7 @@ class _Partition:
     positioned: bool = False
     expected: int | None = None  # the offset the next fetched record should have, at least
     witness_at: int | None = None  # offset of the record that must match the stored witness
+    witness_failed: bool = False  # that record differed: the stored offset is of another topic
     resume_at: float = 0.0
     failures: int = 0  # consecutive infrastructure failures, for the backoff
     attempts: dict[int, int] = field(default_factory=dict)  # handler attempts by offset
@@ -276,8 +277,13 @@ class ConsumerRunner(Generic[W]):
         """(offset to apply from, offset of the witness record to read first or None)."""
         if stored is None:
             return begin, None
+        state = self.partitions[tp]
+        if state.witness_failed:
+            state.witness_failed = False
+            await self._reset(conn, tp, "witness_mismatch", stored.next_offset, begin)
+            return begin, None
         if stored.next_offset > end:
-            await self._reset(conn, tp, "ahead_of_log_end", stored.next_offset, 0)
+            await self._reset(conn, tp, "ahead_of_log_end", stored.next_offset, begin)
             return begin, None
         if stored.next_offset < begin:
             await self._reset(conn, tp, "behind_log_start", stored.next_offset, begin)
@@ -438,7 +444,7 @@ class ConsumerRunner(Generic[W]):
                 and records[0].offset == witness_at == stored.next_offset - 1
                 and fingerprint(records[0]) != stored.witness
             ):
-                await self._reset(conn, tp, "witness_mismatch", stored.next_offset, 0)
+                state.witness_failed = True  # position() resets it, knowing the log start
                 return None, None
             start = stored.next_offset if stored is not None else -1
             fresh = [r for r in records if r.offset >= start]

@@ -157,11 +157,14 @@ class OutboxRelay:
             self._lock_conn = conn
         else:
             await self._lock_conn.fetchval("SELECT 1")  # the locks live as long as this session
-        for bucket in range(BUCKETS):
-            if bucket not in self._owned and await self._lock_conn.fetchval(
-                "SELECT pg_try_advisory_lock($1, $2)", self._namespace, bucket
-            ):
-                self._owned.add(bucket)
+        taken = await self._lock_conn.fetch(
+            "SELECT b FROM generate_series(0, $2 - 1) AS b"
+            " WHERE b <> ALL($3::int[]) AND pg_try_advisory_lock($1, b)",
+            self._namespace,
+            BUCKETS,
+            sorted(self._owned),
+        )
+        self._owned.update(r["b"] for r in taken)
         OWNED.labels(self.service).set(len(self._owned))
 
     def _on_notify(self, *_: object) -> None:
