@@ -47,3 +47,21 @@ def test_env_prefix_and_shared_platform(monkeypatch: pytest.MonkeyPatch) -> None
     settings = _Settings()  # type: ignore[call-arg]
     assert settings.dsn == "postgresql://u:p@db:5432/x"
     assert settings.platform.kafka_bootstrap == "kafka:9092"
+
+
+def test_placeholder_secret_nested_in_a_model_or_dict_is_refused() -> None:
+    from pydantic import BaseModel
+
+    class _Keys(BaseModel):
+        keys: dict[str, SecretStr]
+
+    class _Nested(ServiceSettings):
+        http: HttpSettings = HttpSettings(port=0)
+        crypto: _Keys
+
+    with pytest.raises(ValidationError, match=r"crypto.keys\[k1\] holds a placeholder secret"):
+        _Nested(
+            platform=PlatformSettings(environment="production"),
+            database_url="postgresql://u:p@localhost/db",  # type: ignore[arg-type]
+            crypto=_Keys(keys={"k1": SecretStr("change-me")}),
+        )

@@ -62,9 +62,8 @@ class ServiceSettings(BaseSettings):
     def _refuse_placeholder_secrets(self) -> Self:
         if self.platform.environment == "development":
             return self
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if isinstance(value, SecretStr) and is_placeholder(value):
+        for name, value in _secrets(self):
+            if is_placeholder(value):
                 raise ValueError(
                     f"{name} holds a placeholder secret; set a real value for the "
                     f"{self.platform.environment} environment"
@@ -74,3 +73,24 @@ class ServiceSettings(BaseSettings):
     @property
     def dsn(self) -> str:
         return str(self.database_url)
+
+
+def _secrets(model: BaseModel, prefix: str = "") -> list[tuple[str, SecretStr]]:
+    """Every SecretStr in ``model``, nested models, lists and dicts included, with its path."""
+    found: list[tuple[str, SecretStr]] = []
+
+    def walk(path: str, value: object) -> None:
+        if isinstance(value, SecretStr):
+            found.append((path, value))
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(f"{path}.{name}" if path else name, getattr(value, name))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{path}[{key}]", item)
+        elif isinstance(value, list | tuple):
+            for i, item in enumerate(value):
+                walk(f"{path}[{i}]", item)
+
+    walk(prefix, model)
+    return found
