@@ -10,8 +10,10 @@ from pydantic import AwareDatetime, Field
 from calsync_common.contracts.base import ContractModel, EventPayload, register
 from calsync_common.contracts.topics import CONNECTIONS
 
-ConnectionStatus = Literal["active", "reauthorization_required", "disconnected"]
+ConnectionStatus = Literal["active", "reauth_required", "disconnected"]
 SyncPreference = Literal["one_way", "two_way"]
+#: Outlook ``showAs`` values that may block time; ``free`` never does.
+BlockingShowAs = Literal["busy", "tentative", "oof", "workingElsewhere"]
 
 
 class MicrosoftAccount(ContractModel):
@@ -21,14 +23,19 @@ class MicrosoftAccount(ContractModel):
     object_id: str
     username: str
     is_personal: bool
+    display_name: str | None = None
 
 
 @register
 class ConnectionSnapshot(EventPayload):
     """The whole state of one Outlook connection after a change (compacted by connection).
 
-    The Linked Calendar is written to and, by default, also listed in ``conflict_calendar_ids``.
-    Conflict calendars block availability with their BUSY events only.
+    Bookings are written to ``linked_calendar_id`` (None when no Linked Calendar is set, or it lost
+    write access); by default it is also listed in ``conflict_calendar_ids``. Events of conflict
+    calendars block availability when their ``showAs`` is in ``blocking_show_as``; ``free`` never
+    blocks. ``time_zone`` is the mailbox's (IANA or Windows name, as Graph reports it): all-day
+    events are the local days of that zone. A ``disconnected`` snapshot is followed by a tombstone
+    once nothing needs it.
     """
 
     event_type: ClassVar[str] = "dev.calsync.connection.snapshot.v1"
@@ -43,6 +50,8 @@ class ConnectionSnapshot(EventPayload):
     sync_preference: SyncPreference = "one_way"
     linked_calendar_id: str | None = None
     conflict_calendar_ids: tuple[str, ...] = ()
+    blocking_show_as: tuple[BlockingShowAs, ...] = ("busy",)
+    time_zone: str | None = None
     changed_at: AwareDatetime
 
     def partition_key(self) -> str:

@@ -16,7 +16,7 @@ from calsync_common.contracts.calendar_events import (
 )
 from calsync_common.contracts.connections import ConnectionSnapshot, MicrosoftAccount
 from calsync_common.contracts.notifications import GraphChangeReceived, GraphLifecycleReceived
-from calsync_common.contracts.sync_status import SyncStatusChanged
+from calsync_common.contracts.sync_status import CalendarSyncStatus
 
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 CONN = UUID("0b6f8f0e-5c1e-4e47-9a53-3c1f5d0c2a11")
@@ -85,5 +85,12 @@ def examples() -> list[EventPayload]:
         BookingConfirmed(**booking, start=NOW, end=NOW + timedelta(minutes=30), title="Intro call"),
         BookingRescheduled(**booking, start=NOW, end=NOW + timedelta(minutes=45)),
         BookingCancelled(**booking),
-        SyncStatusChanged(connection_id=CONN, status="healthy", changed_at=NOW),
+        CalendarSyncStatus(
+            connection_id=CONN,
+            calendar_id="AAMkAD-linked",
+            status="healthy",
+            subscription="active",
+            last_synced_at=NOW,
+            changed_at=NOW,
+        ),
     ]

@@ -81,13 +81,13 @@ BOOKINGS = Topic(
 )
 SYNC_STATUS = Topic(
     name="calsync.sync-status.v1",
-    summary="Health of each connection's sync (compacted: the latest status per connection).",
-    key="connection_id",
+    summary="Sync freshness of each synced calendar (compacted: the latest status per calendar).",
+    key="connection_id/calendar_id",
     partitions=3,
     cleanup="compact",
     retention_ms=-1,
     producers=("sync-worker",),
-    consumers=("connector",),
+    consumers=("connector", "availability"),
 )
 DEAD_LETTER = Topic(
     name="calsync.dead-letter.v1",
