@@ -11,7 +11,7 @@ WITH_ENV := deploy/local/with-env.sh
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PYTEST_ARGS ?=
 
-.PHONY: help install up down test lint fmt bench infra-up infra-down migrate schemas logs
+.PHONY: help install up down test lint fmt bench infra-up infra-down migrate schemas logs token
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -58,6 +58,11 @@ bench: install infra-up ## baselines, emulator and plumbing speed, JSON under be
 	@$(WITH_ENV) $(UV) run python bench/baseline.py --out bench/results/baseline.json
 	@$(UV) run python bench/emulator_bench.py --out bench/results/emulator.json
 	@$(WITH_ENV) $(UV) run python bench/plumbing_bench.py --out bench/results/plumbing.json
+
+token: install ## mint a connector bearer token: make token SUB_ACCOUNT=sa-1 | SERVICE=sync-worker [SUBJECT=..] [LIFETIME=3600]
+	@$(UV) run python -m calsync_connector.mint_token \
+		$(if $(SUB_ACCOUNT),--sub-account "$(SUB_ACCOUNT)") $(if $(SERVICE),--service "$(SERVICE)") \
+		$(if $(SUBJECT),--subject "$(SUBJECT)") $(if $(LIFETIME),--lifetime "$(LIFETIME)")
 
 logs: ## follow the infrastructure logs
 	@tail -n 50 -F .run/kafka/logs/*.log .run/postgres/*.log

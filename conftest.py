@@ -265,12 +265,9 @@ def assert_serves_health() -> Callable[[web.Application], Awaitable[None]]:
             assert (await client.get("/healthz")).status == 200
             ready = await client.get("/readyz")
             assert ready.status == 200, await ready.text()
-            assert (await ready.json())["checks"] == {
-                "postgres": "ok",
-                "kafka": "ok",
-                "topics": "ok",
-                "outbox": "ok",
-            }
+            checks = (await ready.json())["checks"]
+            assert {"postgres", "kafka", "topics", "outbox"} <= set(checks), checks
+            assert set(checks.values()) == {"ok"}, checks
             assert "python_info" in await (await client.get("/metrics")).text()
             missing = await client.get("/no-such-route")
             assert missing.status == 404

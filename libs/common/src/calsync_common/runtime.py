@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from aiohttp import web
 
 from calsync_common.contracts.topics import CATALOGUE
 from calsync_common.http.health import ReadinessCheck, setup_health_routes
-from calsync_common.http.problems import problem_middleware
+from calsync_common.http.problems import ProblemMapper, problem_middleware
 from calsync_common.kafka.admin import ensure_topics, topics_readiness
 from calsync_common.kafka.consumer import ConsumerRunner
 from calsync_common.kafka.producer import EventPublisher
@@ -75,10 +75,14 @@ def publisher_ctx(settings: ServiceSettings, service: str) -> CleanupCtx:
     return ctx
 
 
-def new_app(checks: Callable[[web.Application], dict[str, ReadinessCheck]]) -> web.Application:
-    """A service app with the problem+json middleware and the health routes; ``checks`` adds
-    the service's own readiness checks to :func:`infrastructure_checks`."""
-    app = web.Application(middlewares=[problem_middleware()])
+def new_app(
+    checks: Callable[[web.Application], dict[str, ReadinessCheck]],
+    problems: Mapping[type[Exception], ProblemMapper] | None = None,
+) -> web.Application:
+    """A service app with the problem+json middleware (``problems`` maps the service's domain
+    errors) and the health routes (``checks``: usually :func:`infrastructure_checks` plus the
+    service's own)."""
+    app = web.Application(middlewares=[problem_middleware(problems)])
     app[FATAL] = []
 
     def fatal() -> list[str]:

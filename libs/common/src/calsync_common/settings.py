@@ -50,7 +50,10 @@ class ServiceSettings(BaseSettings):
     ``development``, so a forgotten secret cannot reach production or a shared test stack.
     """
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, env_nested_delimiter="__")
+    # A refused start-up must not print the real secrets it was given beside the bad one.
+    model_config = SettingsConfigDict(
+        extra="ignore", frozen=True, env_nested_delimiter="__", hide_input_in_errors=True
+    )
 
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
     http: HttpSettings

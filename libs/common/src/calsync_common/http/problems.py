@@ -23,6 +23,8 @@ class Problem(Exception):
         code: str,
         title: str,
         detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
         **extensions: Any,
     ) -> None:
         super().__init__(detail or title)
@@ -30,6 +32,8 @@ class Problem(Exception):
         self.code = code
         self.title = title
         self.detail = detail
+        #: Response headers the problem needs (e.g. ``WWW-Authenticate`` on a 401).
+        self.headers: dict[str, str] = dict(headers or {})
         self.extensions = extensions
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
@@ -52,6 +56,7 @@ def problem_response(problem: Problem, request: web.Request | None = None) -> we
         status=problem.status,
         text=json.dumps(problem.body(request.path if request else None)),
         content_type=PROBLEM_JSON,
+        headers=problem.headers,
     )
 
 

@@ -4,12 +4,30 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from calsync_common.http.health import ReadinessCheck
+from calsync_common.http.problems import Problem
 from calsync_common.runtime import infrastructure_checks, new_app
 from calsync_connector.bootstrap import bootstrap
+from calsync_connector.domain.errors import ConnectorError
+from calsync_connector.entrypoints.keys import FRESHNESS
+from calsync_connector.entrypoints.routes import setup_routes
 from calsync_connector.settings import ConnectorSettings
 
 
+def _problem(exc: Exception) -> Problem:
+    assert isinstance(exc, ConnectorError)
+    return Problem(exc.status, exc.code, exc.title, exc.detail)
+
+
+def _checks(app: web.Application) -> dict[str, ReadinessCheck]:
+    checks = infrastructure_checks(app)
+    if FRESHNESS in app:
+        checks["consumer"] = app[FRESHNESS].ready
+    return checks
+
+
 def init_app(settings: ConnectorSettings) -> web.Application:
-    app = new_app(infrastructure_checks)
+    app = new_app(_checks, {ConnectorError: _problem})
     bootstrap(app, settings)
+    setup_routes(app)
     return app

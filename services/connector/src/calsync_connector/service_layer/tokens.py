@@ -1,0 +1,112 @@
+"""Access tokens for the sync-worker: from the sealed MSAL cache, one refresh per connection.
+
+A token with more than ``margin`` left is served from memory (after checking that the connection
+is still active). Otherwise one refresh per connection is in flight in this process and
+concurrent callers share its result. A rotated cache is sealed and stored before the token is
+returned. ``invalid_grant`` marks the connection ``reauth_required`` and publishes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from calsync_connector.adapters.identity import (
+    AccessToken,
+    IdentityError,
+    MicrosoftIdentity,
+    home_account_id,
+)
+from calsync_connector.adapters.token_cipher import TokenCipher
+from calsync_connector.domain.errors import (
+    ConnectionDisconnected,
+    ConnectionNotFound,
+    ReauthRequired,
+)
+from calsync_connector.domain.model import Connection, require_reauth
+from calsync_connector.service_layer.connect import token_context
+from calsync_connector.service_layer.unit_of_work import ConnectorUnitOfWork, publish
+
+log = logging.getLogger(__name__)
+
+
+class AccessTokens:
+    def __init__(
+        self,
+        uow: ConnectorUnitOfWork,
+        identity: MicrosoftIdentity,
+        cipher: TokenCipher,
+        clock: Callable[[], datetime],
+        *,
+        margin: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self._uow = uow
+        self._identity = identity
+        self._cipher = cipher
+        self._clock = clock
+        self._margin = margin
+        self._memory: dict[UUID, AccessToken] = {}
+        self._inflight: dict[UUID, asyncio.Task[AccessToken]] = {}
+
+    async def get(self, connection_id: UUID) -> AccessToken:
+        async with self._uow() as work:
+            conn = await work.connections.get(connection_id)
+        if conn is None:
+            raise ConnectionNotFound()
+        if conn.status == "disconnected":
+            self._memory.pop(connection_id, None)
+            raise ConnectionDisconnected()
+        if conn.status == "reauth_required":
+            self._memory.pop(connection_id, None)
+            raise ReauthRequired()
+        cached = self._memory.get(connection_id)
+        if cached is not None and cached.expires_at - self._clock() > self._margin:
+            return cached
+        task = self._inflight.get(connection_id)
+        if task is None:
+            task = asyncio.create_task(self._refresh(conn), name=f"token:{connection_id}")
+            self._inflight[connection_id] = task
+            task.add_done_callback(lambda _: self._inflight.pop(connection_id, None))
+        return await asyncio.shield(task)
+
+    def forget(self, connection_id: UUID) -> None:
+        """Drop what this process holds for the connection (reconnected or disconnected)."""
+        self._memory.pop(connection_id, None)
+
+    async def _refresh(self, conn: Connection) -> AccessToken:
+        async with self._uow() as work:
+            sealed = await work.connections.token_cache(conn.id)
+        if sealed is None:
+            raise ReauthRequired()
+        cache = self._cipher.open(sealed, context=token_context(conn.id)).decode()
+        home = home_account_id(conn.account.tenant_id, conn.account.object_id)
+        try:
+            token, changed = await self._identity.access_token(cache, home)
+        except IdentityError as exc:
+            if not exc.needs_reauth:
+                raise
+            log.warning(
+                "refresh refused; the user must sign in again",
+                extra={"connection_id": str(conn.id), "error_code": exc.aadsts or exc.code},
+            )
+            await self._require_reauth(conn.id)
+            raise ReauthRequired() from exc
+        if changed is not None:
+            resealed = self._cipher.seal(changed.encode(), context=token_context(conn.id))
+            async with self._uow() as work:
+                await work.connections.save_token_cache(conn.id, resealed)
+        self._memory[conn.id] = token
+        return token
+
+    async def _require_reauth(self, connection_id: UUID) -> None:
+        self._memory.pop(connection_id, None)
+        async with self._uow() as work:
+            current = await work.connections.get(connection_id, lock=True)
+            if current is None or current.status != "active":
+                return
+            changed = require_reauth(current, self._clock())
+            await work.connections.update(changed, expected_version=current.version)
+            await publish(work.outbox, changed)
