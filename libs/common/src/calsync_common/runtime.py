@@ -13,7 +13,7 @@ import os
 import signal
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from aiohttp import web
@@ -131,6 +131,30 @@ async def _stop(task: asyncio.Task[Any]) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+class Background(Protocol):
+    """A loop run for the app's lifetime: ``run()`` until ``request_stop()``."""
+
+    async def run(self) -> None: ...
+
+    def request_stop(self) -> None: ...
+
+
+def background_ctx(what: str, make: Callable[[web.Application], Background]) -> CleanupCtx:
+    """Run a loop (a sweeper, a scheduler) for the app's lifetime; its death is fatal."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        loop = make(app)
+        task = asyncio.create_task(loop.run(), name=what)
+        _supervise(app, task, what)
+        try:
+            yield
+        finally:
+            loop.request_stop()
+            await _stop(task)
+
+    return ctx
 
 
 def outbox_relay_ctx(

@@ -17,6 +17,7 @@ from calsync_common.runtime import (
     POOL,
     PUBLISHER,
     CleanupCtx,
+    background_ctx,
     consumer_ctx,
     outbox_relay_ctx,
     postgres_ctx,
@@ -30,6 +31,7 @@ from calsync_connector.entrypoints.auth import Authenticator, setup_auth
 from calsync_connector.entrypoints.keys import CONNECT, CONNECTIONS, FRESHNESS, GRAPH, TOKENS
 from calsync_connector.service_layer.connect import ConnectConfig, ConnectService
 from calsync_connector.service_layer.connections import ConnectionsService
+from calsync_connector.service_layer.janitor import Janitor
 from calsync_connector.service_layer.tokens import AccessTokens
 from calsync_connector.service_layer.unit_of_work import PostgresConnectorWork
 from calsync_connector.settings import ConnectorSettings
@@ -51,6 +53,16 @@ def bootstrap(app: web.Application, settings: ConnectorSettings) -> None:
     app.cleanup_ctx.append(outbox_relay_ctx(settings, SERVICE))
     app.cleanup_ctx.append(_services_ctx(settings))
     app.cleanup_ctx.append(consumer_ctx(FRESHNESS, _freshness_consumer(settings)))
+    app.cleanup_ctx.append(
+        background_ctx(
+            "connector janitor",
+            lambda a: Janitor(
+                PostgresUnitOfWork(a[POOL], SOURCE, PostgresConnectorWork),
+                settings.janitor,
+                utc_now,
+            ),
+        )
+    )
 
 
 def _services_ctx(settings: ConnectorSettings) -> CleanupCtx:

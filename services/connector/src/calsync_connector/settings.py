@@ -16,6 +16,7 @@ from calsync_common.settings import HttpSettings, ServiceSettings
 from calsync_connector.adapters.identity import MicrosoftSettings
 from calsync_connector.adapters.token_cipher import TokenCipherSettings
 from calsync_connector.entrypoints.auth import AuthSettings
+from calsync_connector.service_layer.janitor import JanitorConfig
 
 
 class ConnectorSettings(ServiceSettings):
@@ -33,6 +34,9 @@ class ConnectorSettings(ServiceSettings):
         "http://127.0.0.1:3000/",
     )
     flow_ttl_s: int = Field(default=600, ge=60, le=3600)
+    #: A disconnected connection is deleted, and tombstoned in Kafka, this long after.
+    erase_disconnected_after_s: int = Field(default=7 * 24 * 3600, ge=0)
+    janitor_every_s: float = Field(default=300.0, gt=0)
     microsoft: MicrosoftSettings = MicrosoftSettings()
     tokens: TokenCipherSettings = Field(default_factory=TokenCipherSettings.development)
     auth: AuthSettings = Field(default_factory=AuthSettings.development)
@@ -44,3 +48,10 @@ class ConnectorSettings(ServiceSettings):
     @property
     def flow_ttl(self) -> timedelta:
         return timedelta(seconds=self.flow_ttl_s)
+
+    @property
+    def janitor(self) -> JanitorConfig:
+        return JanitorConfig(
+            every=timedelta(seconds=self.janitor_every_s),
+            erase_after=timedelta(seconds=self.erase_disconnected_after_s),
+        )

@@ -115,7 +115,7 @@ class ConnectionRepository:
         )
         return _to_connection(row) if row is not None else None
 
-    async def list(self, sub_account_id: str, user_id: str | None) -> list[Connection]:
+    async def in_sub_account(self, sub_account_id: str, user_id: str | None) -> list[Connection]:
         rows = await self._db.fetch(
             f"SELECT {_COLUMNS} FROM connections WHERE sub_account_id = $1"  # noqa: S608
             " AND ($2::text IS NULL OR user_id = $2) ORDER BY created_at, id",
@@ -246,6 +246,22 @@ class ConnectionRepository:
             older_than,
         )
         return int(deleted)
+
+    async def erase_disconnected(self, before: datetime, limit: int) -> list[UUID]:
+        """Delete connections disconnected before ``before`` (and what hangs on them)."""
+        rows = await self._db.fetch(
+            "DELETE FROM connections WHERE id IN (SELECT id FROM connections"
+            " WHERE status = 'disconnected' AND updated_at < $1 ORDER BY updated_at LIMIT $2"
+            " FOR UPDATE SKIP LOCKED) RETURNING id",
+            before,
+            limit,
+        )
+        ids = [r["id"] for r in rows]
+        if ids:
+            await self._db.execute(
+                "DELETE FROM calendar_freshness WHERE connection_id = ANY($1::uuid[])", ids
+            )
+        return ids
 
     # -- calendar freshness (projected from the sync-worker's sync-status) ----------------
 

@@ -47,7 +47,7 @@ class ConnectionsService:
 
     async def list(self, sub_account_id: str, user_id: str | None) -> list[ConnectionView]:
         async with self._uow() as work:
-            found = await work.connections.list(sub_account_id, user_id)
+            found = await work.connections.in_sub_account(sub_account_id, user_id)
             return [ConnectionView(c, await work.connections.freshness(c.id)) for c in found]
 
     async def get(self, sub_account_id: str, connection_id: UUID) -> ConnectionView:
