@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import re
 import time
@@ -23,6 +24,9 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from pythonjsonlogger.json import JsonFormatter
+
+from calsync_common.logging import NOISY_LOGGERS, TraceContextFilter, quiet_noisy_loggers
 
 
 @dataclass(frozen=True)
@@ -281,3 +285,65 @@ def _collect_garbage() -> Iterator[None]:
     """Surface unclosed sockets, sessions and transports as errors in the test that leaked."""
     yield
     gc.collect()
+
+
+# --- no secret in any log line of the suite ---------------------------------------------------
+
+#: Shapes of credentials: JWTs (access, ID and calsync bearer tokens) and the emulator's opaque
+#: authorization codes (``1.EMU.``) and refresh tokens (``0.EMU.``), as Entra's look alike.
+SECRET_SHAPES = (
+    re.compile(r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]+"),
+    re.compile(r"\b[01]\.EMU\.[\w-]{20,}"),
+)
+
+
+class _LogCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.setFormatter(JsonFormatter("%(levelname)s %(name)s %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # a record that cannot be formatted is kept by its message
+            self.lines.append(str(record.msg))
+
+
+@pytest.fixture(scope="session")
+def known_secrets() -> set[str]:
+    """Secret values that fixtures register (client secrets, encryption and signing keys)."""
+    return set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_secret_in_any_log_line(known_secrets: set[str]) -> Iterator[None]:
+    """Every log record of the session, with its extras, is searched for credentials when the
+    session ends: calsync's own loggers at DEBUG, the rest at INFO, and the libraries known to log
+    credentials clamped exactly as the services clamp them (``quiet_noisy_loggers``)."""
+    capture = _LogCapture()
+    capture.addFilter(TraceContextFilter("test"))  # the services' filter: what they would write
+    root = logging.getLogger()
+    names = ("calsync_common", "calsync_connector", *NOISY_LOGGERS)
+    loud = [logging.getLogger(n) for n in names]
+    before = [(root, root.level), *((lg, lg.level) for lg in loud)]
+    root.addHandler(capture)
+    root.setLevel(min(root.level or logging.INFO, logging.INFO))
+    for lg in loud:
+        lg.setLevel(logging.DEBUG)
+    quiet_noisy_loggers()
+    try:
+        yield
+        # Whoever replaced the root handlers during the session would have hidden lines from it.
+        assert capture in root.handlers, "the log capture was detached during the session"
+    finally:
+        root.removeHandler(capture)
+        for lg, level in before:
+            lg.setLevel(level)
+    leaks = [
+        line
+        for line in capture.lines
+        if any(shape.search(line) for shape in SECRET_SHAPES)
+        or any(secret in line for secret in known_secrets if len(secret) >= 8)
+    ]
+    assert not leaks, f"{len(leaks)} log line(s) carry a credential, e.g. {leaks[0][:300]}"

@@ -26,7 +26,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from calsync_common.settings import HttpSettings, PlatformSettings
 from calsync_connector.adapters.identity import MicrosoftSettings
-from calsync_connector.entrypoints.auth import mint
+from calsync_connector.adapters.token_cipher import TokenCipherSettings
+from calsync_connector.entrypoints.auth import AuthSettings, mint
 from calsync_connector.entrypoints.http import init_app
 from calsync_connector.settings import ConnectorSettings
 
@@ -213,3 +214,14 @@ async def harness(
 
 async def gather_all(*aws: Any) -> list[Any]:
     return list(await asyncio.gather(*aws))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _connector_secrets_are_known(known_secrets: set[str]) -> None:
+    """The development keys and the sandbox client secret must never be logged either."""
+    defaults = (
+        MicrosoftSettings().client_secret,
+        *TokenCipherSettings.development().keys.values(),
+        *AuthSettings.development().keys.values(),
+    )
+    known_secrets.update(s.get_secret_value() for s in defaults)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 from opentelemetry import trace
@@ -10,6 +11,17 @@ from pythonjsonlogger.json import JsonFormatter
 
 REDACTED = "[redacted]"
 _SECRET_KEYS = ("token", "secret", "password", "authorization", "client_state", "code_verifier")
+#: A JWT anywhere in a message (access, ID or bearer tokens) is masked before it is written.
+_JWT = re.compile(r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]+")
+#: Libraries that log credentials or personal data below WARNING (MSAL logs authorization codes
+#: and token-cache events at DEBUG): never more verbose than this, whatever the service level.
+NOISY_LOGGERS = {"msal": logging.WARNING, "urllib3": logging.INFO}
+
+
+def quiet_noisy_loggers() -> None:
+    for name, floor in NOISY_LOGGERS.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.getEffectiveLevel(), floor))
 
 
 class TraceContextFilter(logging.Filter):
@@ -28,6 +40,9 @@ class TraceContextFilter(logging.Filter):
         for key in list(record.__dict__):
             if any(s in key.lower() for s in _SECRET_KEYS) and key != "trace_id":
                 record.__dict__[key] = REDACTED
+        message = record.getMessage()
+        if _JWT.search(message):
+            record.msg, record.args = _JWT.sub(REDACTED, message), None
         return True
 
 
@@ -46,3 +61,4 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # aiohttp's access log duplicates the trace spans and would log query strings (tokens).
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    quiet_noisy_loggers()

@@ -200,9 +200,15 @@ def consumer_ctx(
     return ctx
 
 
-def run(service: str, settings: ServiceSettings, init_app: Callable[[], web.Application]) -> None:
+def run(
+    service: str,
+    settings: ServiceSettings,
+    init_app: Callable[[], web.Application],
+    *,
+    untraced_paths: tuple[str, ...] = (),
+) -> None:
     configure_logging(service, settings.platform.log_level)
-    setup_telemetry(service, settings.platform.otlp_endpoint)
+    setup_telemetry(service, settings.platform.otlp_endpoint, untraced_paths=untraced_paths)
     log.info("starting", extra={"port": settings.http.port, "env": settings.platform.environment})
     app = init_app()
     app[EXIT_ON_FATAL] = True

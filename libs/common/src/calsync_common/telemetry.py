@@ -8,6 +8,8 @@ nothing is exported.
 
 from __future__ import annotations
 
+import os
+
 from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
@@ -21,8 +23,15 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 _configured = False
 
 
-def setup_telemetry(service: str, otlp_endpoint: str | None) -> None:
-    """Idempotent: the first call wins (tests build several apps in one process)."""
+def setup_telemetry(
+    service: str, otlp_endpoint: str | None, *, untraced_paths: tuple[str, ...] = ()
+) -> None:
+    """Idempotent: the first call wins (tests build several apps in one process).
+
+    ``untraced_paths`` (regular expressions) are left out of the server spans: a path whose
+    query string may carry a credential (the OAuth callback's ``code``) would otherwise put it in
+    a span attribute, since the instrumentation redacts only a fixed list of parameter names.
+    """
     global _configured
     if _configured:
         return
@@ -45,5 +54,10 @@ def setup_telemetry(service: str, otlp_endpoint: str | None) -> None:
     metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
     AioHttpClientInstrumentor().instrument()
     AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
+    if untraced_paths:
+        # The instrumentation reads its exclusions from this variable only, at instrument().
+        variable = "OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS"
+        present = [p for p in os.environ.get(variable, "").split(",") if p]
+        os.environ[variable] = ",".join([*present, *untraced_paths])
     # Patches web.Application, so it must run before the app is built (runtime.run does).
     AioHttpServerInstrumentor().instrument()

@@ -9,7 +9,8 @@ from calsync_connector.settings import ConnectorSettings
 
 def main() -> None:
     settings = ConnectorSettings()  # database_url comes from the environment
-    run("connector", settings, lambda: init_app(settings))
+    # The OAuth callback may carry the authorization code in its query: never in a span.
+    run("connector", settings, lambda: init_app(settings), untraced_paths=("^/oauth/callback",))
 
 
 if __name__ == "__main__":
