@@ -23,6 +23,7 @@ EXAMPLES = [
     ("get", "/_emulator/users/{user}/consents"),
     ("post", "/_emulator/users/{user_id}/calendars"),
     ("post", "/_emulator/users/{user_id}/calendars/{calendar_id}/events"),
+    ("patch", "/_emulator/users/{user_id}/calendars/{calendar_id}"),
     ("get", "/_emulator/users/{user_id}/calendars/{calendar_id}/busy"),
     ("put", "/_emulator/faults/users/{user_id}"),
     ("get", "/_emulator/faults"),

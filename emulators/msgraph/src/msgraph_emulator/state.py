@@ -5,7 +5,8 @@ registrations, consents, authorization codes, refresh tokens); the Graph calenda
 ``mailboxes`` (calendars, events, delta state); the change-notification part owns
 ``subscriptions`` (subscriptions, deliveries, faults, throttling). Parts talk through
 ``changes``: the calendar part emits one :class:`~msgraph_emulator.changes.Change` per
-created/updated/deleted event and the notification part listens.
+created/updated/deleted event (and a :class:`~msgraph_emulator.changes.CalendarRemoved` per
+removed calendar) and the notification part listens.
 
 Every part offers ``reset()``, ``dump() -> dict`` and ``load(dict)``; a state file (seed or dump)
 is ``{"users": [...], "<part>": {...}, ...}`` with one top-level key per part.

@@ -3,6 +3,8 @@
 Changes made here are "the user in Outlook": same validation as Graph, same change log (delta)
 and change notifications, but read-only shared calendars can be written (their owner changes
 them) and Outlook-only fields (isOrganizer, organizer, responseStatus, isCancelled) are settable.
+Calendars can be changed as their owner or an admin would: a share made read-only or writable
+(``access``), renamed, or removed (``mailbox/calendar_edits.py`` has the rules).
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ from aiohttp import web
 
 from msgraph_emulator.graph.errors import GraphError
 from msgraph_emulator.graph.mailbox_http import EMU, graph_handler, read_json, respond
+from msgraph_emulator.mailbox.calendar_edits import (
+    ACCESS,
+    parse_calendar_patch,
+    update_calendar,
+)
 from msgraph_emulator.mailbox.model import Calendar
 from msgraph_emulator.mailbox.parse import parse_event
 from msgraph_emulator.mailbox.render import (
@@ -25,8 +32,6 @@ from msgraph_emulator.mailbox.render import (
 from msgraph_emulator.mailbox.store import Mailbox
 from msgraph_emulator.mailbox.writes import create_event, delete_event, update_event
 from msgraph_emulator.state import EmulatorState
-
-ACCESS = ("owner", "read", "write")
 
 
 def _mailbox(request: web.Request) -> tuple[EmulatorState, Mailbox, Owner]:
@@ -75,6 +80,26 @@ async def create_calendar(request: web.Request) -> web.StreamResponse:
 
 
 @graph_handler
+async def update_calendar_route(request: web.Request) -> web.StreamResponse:
+    """``{"access": "owner"|"read"|"write", "name", "color", "isDefaultCalendar"}``, any subset.
+
+    ``access`` changes a share (read-only ↔ writable); an own calendar stays ``owner``."""
+    _, mb, owner = _mailbox(request)
+    cal = _calendar(mb, request.match_info["calendar_id"])
+    update_calendar(mb, cal, parse_calendar_patch(await read_json(request), control=True))
+    return respond(_calendar_json(cal, owner))
+
+
+@graph_handler
+async def delete_calendar_route(request: web.Request) -> web.StreamResponse:
+    """Delete an own calendar with its events, or withdraw a share; never the default one."""
+    state, mb, _ = _mailbox(request)
+    cal = _calendar(mb, request.match_info["calendar_id"])
+    state.mailboxes.remove_calendar(mb, cal)
+    return web.Response(status=204)
+
+
+@graph_handler
 async def create_event_route(request: web.Request) -> web.StreamResponse:
     state, mb, owner = _mailbox(request)
     cal = _calendar(mb, request.match_info["calendar_id"])
@@ -118,6 +143,8 @@ def setup_control_mailboxes(app: web.Application) -> None:
     base = "/_emulator/users/{user_id}"
     app.router.add_get(f"{base}/calendars", list_calendars)
     app.router.add_post(f"{base}/calendars", create_calendar)
+    app.router.add_patch(f"{base}/calendars/{{calendar_id}}", update_calendar_route)
+    app.router.add_delete(f"{base}/calendars/{{calendar_id}}", delete_calendar_route)
     app.router.add_post(f"{base}/calendars/{{calendar_id}}/events", create_event_route)
     app.router.add_patch(f"{base}/events/{{event_id}}", update_event_route)
     app.router.add_delete(f"{base}/events/{{event_id}}", delete_event_route)

@@ -58,8 +58,10 @@ async def calendar_view_delta(request: web.Request) -> web.StreamResponse:
     raw = request.query.get("$skiptoken") or request.query.get("$deltatoken")
     if raw:
         token = Token.decode(raw)
-        state_calendar = store.calendar_of(token)
-        if who.delegate and state_calendar is not None:
+        if "calendar_id" in request.match_info:
+            calendar_of(who, request)  # a calendar removed since: 404, like a first round
+        state_calendar = store.calendar_of(token, who.mailbox.user_id)
+        if state_calendar is not None:
             who.check_calendar(who.mailbox.calendar(state_calendar))
         try:
             result = store.follow(who.mailbox, token, size)

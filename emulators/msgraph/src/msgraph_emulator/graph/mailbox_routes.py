@@ -28,8 +28,11 @@ def setup_mailboxes(app: web.Application, state: EmulatorState) -> None:
         r.add_get(f"{mailbox}/mailboxSettings", mailbox_settings.get_mailbox_settings)
         r.add_get(f"{mailbox}/mailboxSettings/timeZone", mailbox_settings.get_time_zone)
         r.add_get(f"{mailbox}/calendars", calendars.list_calendars)
-        r.add_get(f"{mailbox}/calendars/{{calendar_id}}", calendars.get_calendar)
-        r.add_get(f"{mailbox}/calendar", calendars.get_calendar)
+        for calendar in (f"{mailbox}/calendars/{{calendar_id}}", f"{mailbox}/calendar"):
+            r.add_get(calendar, calendars.get_calendar)
+            r.add_patch(calendar, calendars.patch_calendar)
+            # DELETE of the default calendar (``/calendar``) is refused, not a 405.
+            r.add_delete(calendar, calendars.delete_calendar)
     for base in (m + c for m in MAILBOXES for c in CALENDARS):
         r.add_get(f"{base}/events", events.list_events)
         r.add_post(f"{base}/events", events_write.post_event)

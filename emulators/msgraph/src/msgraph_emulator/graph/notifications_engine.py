@@ -3,7 +3,8 @@ expires subscriptions. Started and stopped with the app (``cleanup_ctx``).
 
 Scope decision: ``/me/events`` and ``/users/{id}/events`` watch the mailbox's **default calendar**
 only (the list-events docs define ``/me/events`` as the default calendar's events and field
-reports confirm notifications behave that way); ``.../calendars/{id}/events`` watches that calendar.
+reports confirm notifications behave that way); ``.../calendars/{id}/events`` watches that calendar,
+and is removed (``subscriptionRemoved``) when that calendar leaves the mailbox.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections import deque
 
 from aiohttp import web
 
-from msgraph_emulator.changes import Change
+from msgraph_emulator.changes import CalendarRemoved, Change
 from msgraph_emulator.graph.notifications import Dispatcher, Pending
 from msgraph_emulator.notify.model import Subscription
 from msgraph_emulator.notify.payloads import change_item, lifecycle_item
@@ -39,12 +40,15 @@ class NotificationEngine:
     async def start(self) -> None:
         await self.dispatcher.open()
         self.state.changes.subscribe(self.on_change)
+        self.state.changes.subscribe_removals(self.on_calendar_removed)
         self.store.lifecycle_listeners.append(self.on_lifecycle)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     async def stop(self) -> None:
         with contextlib.suppress(ValueError):
             self.state.changes.listeners.remove(self.on_change)
+        with contextlib.suppress(ValueError):
+            self.state.changes.removal_listeners.remove(self.on_calendar_removed)
         with contextlib.suppress(ValueError):
             self.store.lifecycle_listeners.remove(self.on_lifecycle)
         if self._sweeper is not None:
@@ -88,6 +92,10 @@ class NotificationEngine:
                     self.dispatcher.later(faults.delay_ms / 1000, self._submit, sub.id, pending)
                 else:
                     self._submit(sub.id, pending)
+
+    def on_calendar_removed(self, removed: CalendarRemoved) -> None:
+        """Subscriptions on a calendar that left the mailbox: ``subscriptionRemoved``."""
+        self.store.on_calendar_removed(removed.user_id, removed.calendar_id)
 
     def _submit(self, sub_id: str, pending: Pending) -> None:
         sub = self.store.get(sub_id)

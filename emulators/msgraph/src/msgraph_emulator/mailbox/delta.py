@@ -146,9 +146,10 @@ class DeltaStore:
             items.append(inst)
         return self._open_round(state, contiguous(items), mb.seq, size)
 
-    def calendar_of(self, token: Token) -> str | None:
+    def calendar_of(self, token: Token, user_id: str) -> str | None:
+        """The calendar a live sync state of ``user_id``'s mailbox reads (None: no such state)."""
         state = self._states.get(token.state_id)
-        return None if state is None else state.calendar_id
+        return None if state is None or state.user_id != user_id else state.calendar_id
 
     def follow(self, mb: Mailbox, token: Token, size: int) -> Page:
         """Serve a page for a $skiptoken or the first page of the next round for a $deltatoken."""

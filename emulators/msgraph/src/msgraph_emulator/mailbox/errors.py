@@ -35,3 +35,12 @@ def invalid_request(message: str) -> MailboxError:
 
 def body_read(message: str) -> MailboxError:
     return MailboxError(400, "RequestBodyRead", message)
+
+
+def cannot_delete_default() -> MailboxError:
+    """Deleting the default calendar. Graph documents only that DELETE works on "a calendar other
+    than the default calendar"; the code is Exchange's for deleting a default (distinguished)
+    folder, and the status 400 is the emulator's choice."""
+    return MailboxError(
+        400, "ErrorDeleteDistinguishedFolder", "Distinguished folders cannot be deleted."
+    )

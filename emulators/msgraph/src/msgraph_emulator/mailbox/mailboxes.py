@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from msgraph_emulator.changes import Change, ChangeFeed, ChangeType
+from msgraph_emulator.changes import CalendarRemoved, Change, ChangeFeed, ChangeType
 from msgraph_emulator.mailbox import ids
+from msgraph_emulator.mailbox.calendar_edits import remove_calendar
 from msgraph_emulator.mailbox.delta import DeltaStore
 from msgraph_emulator.mailbox.model import Calendar, CalendarAccess
 from msgraph_emulator.mailbox.serialize import load_calendars, mailbox_to_json
@@ -58,6 +59,13 @@ class Mailboxes:
                 change_key=ids.new_change_key(),
             )
         )
+
+    def remove_calendar(self, mb: Mailbox, calendar: Calendar) -> None:
+        """Delete a non-default calendar (or withdraw a share) with its events, and tell the
+        other parts (subscriptions on it are removed) through the change feed."""
+        remove_calendar(mb, calendar)
+        if self.feed is not None:
+            self.feed.emit_removed(CalendarRemoved(mb.user_id, mb.tenant_id, calendar.id))
 
     def emitter(self, mb: Mailbox) -> Emit:
         def emit(calendar_id: str, event_id: str, change_type: ChangeType) -> None:

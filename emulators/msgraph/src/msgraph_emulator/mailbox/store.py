@@ -55,6 +55,19 @@ class Mailbox:
         self.indexes.setdefault(calendar.id, CalendarIndex())
         return calendar
 
+    def drop_calendar(self, calendar_id: str) -> list[Event]:
+        """Take a calendar out with every stored event in it; returns those events.
+
+        Its change-log entries stay (the log is shared by the mailbox); no delta round reads
+        them, since a removed calendar's delta routes answer 404."""
+        gone = list(self.by_calendar.get(calendar_id, {}).values())
+        for event in gone:
+            self.remove(event)
+        self.calendars.pop(calendar_id, None)
+        self.by_calendar.pop(calendar_id, None)
+        self.indexes.pop(calendar_id, None)
+        return gone
+
     def instances(self, calendar_id: str, lo: datetime, hi: datetime) -> Sequence[Instance]:
         """calendarView of one calendar: instances overlapping [lo, hi), by start then id.
 

@@ -87,6 +87,14 @@ class SubscriptionStore:
             self.lifecycle(sub, "reauthorizationRequired")
         return [sub.id for sub in affected]
 
+    def on_calendar_removed(self, user_id: str, calendar_id: str) -> list[str]:
+        """A calendar left the mailbox (deleted, or a share withdrawn): the subscriptions that
+        watched it get ``subscriptionRemoved`` and are deleted. Returns their ids."""
+        affected = [sub for sub in self.for_user(user_id) if sub.calendar_id == calendar_id]
+        for sub in affected:
+            self.lifecycle(sub, "subscriptionRemoved")
+        return [sub.id for sub in affected]
+
     # --- state part protocol -------------------------------------------------------------
     def reset(self) -> None:
         self.by_id.clear()

@@ -189,6 +189,22 @@ class ConnectionRepository:
             sealed.ciphertext,
         )
 
+    async def replace_token_cache(
+        self, connection_id: UUID, read: Sealed, sealed: Sealed
+    ) -> bool:
+        """Store ``sealed`` only if the cache is still the one that was ``read`` (its nonce is
+        unique per seal): a sign-in that replaced it meanwhile wins over a refresh."""
+        replaced = await self._db.fetchval(
+            "UPDATE token_caches SET key_id = $3, nonce = $4, ciphertext = $5, updated_at = now()"
+            " WHERE connection_id = $1 AND nonce = $2 RETURNING true",
+            connection_id,
+            read.nonce,
+            sealed.key_id,
+            sealed.nonce,
+            sealed.ciphertext,
+        )
+        return bool(replaced)
+
     async def destroy_token_cache(self, connection_id: UUID) -> None:
         await self._db.execute("DELETE FROM token_caches WHERE connection_id = $1", connection_id)
 

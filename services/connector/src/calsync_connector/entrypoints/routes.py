@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from calsync_common.http.problems import Problem, read_json
 from calsync_connector.domain.errors import ConnectionNotFound
 from calsync_connector.domain.model import Connection
-from calsync_connector.entrypoints import auth
+from calsync_connector.entrypoints import auth, openapi
 from calsync_connector.entrypoints.keys import CONNECT, CONNECTIONS, GRAPH, TOKENS
 from calsync_connector.entrypoints.views import (
     SettingsBody,
@@ -160,3 +160,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post(one + "/calendars:refresh", refresh_calendars)
     app.router.add_delete(one, delete_connection)
     app.router.add_post("/internal/v1/connections/{connection_id}/access-token", access_token)
+    app.router.add_get("/openapi.json", openapi.serve)

@@ -20,7 +20,7 @@ from calsync_connector.adapters.identity import (
     MicrosoftIdentity,
     home_account_id,
 )
-from calsync_connector.adapters.token_cipher import TokenCipher
+from calsync_connector.adapters.token_cipher import Sealed, TokenCipher
 from calsync_connector.domain.errors import (
     ConnectionDisconnected,
     ConnectionNotFound,
@@ -92,21 +92,27 @@ class AccessTokens:
                 "refresh refused; the user must sign in again",
                 extra={"connection_id": str(conn.id), "error_code": exc.aadsts or exc.code},
             )
-            await self._require_reauth(conn.id)
+            await self._require_reauth(conn.id, sealed)
             raise ReauthRequired() from exc
         if changed is not None:
             resealed = self._cipher.seal(changed.encode(), context=token_context(conn.id))
             async with self._uow() as work:
-                await work.connections.save_token_cache(conn.id, resealed)
+                if not await work.connections.replace_token_cache(conn.id, sealed, resealed):
+                    # The user signed in again meanwhile: their new tokens stay, this one is
+                    # still valid to hand out (Entra keeps the old refresh token family too).
+                    log.info("token cache replaced during a refresh; kept the newer one")
         self._memory[conn.id] = token
         return token
 
-    async def _require_reauth(self, connection_id: UUID) -> None:
+    async def _require_reauth(self, connection_id: UUID, read: Sealed) -> None:
         self._memory.pop(connection_id, None)
         async with self._uow() as work:
             current = await work.connections.get(connection_id, lock=True)
             if current is None or current.status != "active":
                 return
+            stored = await work.connections.token_cache(connection_id)
+            if stored is None or stored.nonce != read.nonce:
+                return  # a new sign-in replaced the refused tokens: nothing to mark
             changed = require_reauth(current, self._clock())
             await work.connections.update(changed, expected_version=current.version)
             await publish(work.outbox, changed)
