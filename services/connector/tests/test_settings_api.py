@@ -170,3 +170,72 @@ async def test_disconnecting_destroys_the_tokens_and_publishes_it(harness: Harne
         await conn.close()
     assert caches == 0
     assert json.loads(last)["status"] == "disconnected"
+
+
+async def test_a_refresh_reports_vanished_calendars_and_a_linked_calendar_gone_read_only(
+    harness: Harness,
+) -> None:
+    user = await harness.new_user()
+    shared = await harness.control(
+        "POST",
+        f"/_emulator/users/{user['id']}/calendars",
+        {
+            "name": "Clinic",
+            "access": "write",
+            "owner": {"name": "Clinic", "address": "c@x.example"},
+        },
+    )
+    extra = await harness.control(
+        "POST", f"/_emulator/users/{user['id']}/calendars", {"name": "Side", "access": "owner"}
+    )
+    sub_account = f"sa-{uuid.uuid4().hex[:8]}"
+    location = await harness.connect(sub_account, "user-1", user["userPrincipalName"])
+    connection_id = parse_qs(urlsplit(location).query)["outlook_connection_id"][0]
+    resp = await put_settings(
+        harness,
+        sub_account,
+        connection_id,
+        {"linked_calendar_id": shared["id"], "conflict_calendar_ids": [extra["id"]]},
+    )
+    assert resp.status == 200, await resp.text()
+
+    await harness.control(
+        "PATCH", f"/_emulator/users/{user['id']}/calendars/{shared['id']}", {"access": "read"}
+    )
+    await harness.control("DELETE", f"/_emulator/users/{user['id']}/calendars/{extra['id']}")
+    resp = await harness.client.post(
+        f"/v1/sub-accounts/{sub_account}/connections/{connection_id}/calendars:refresh",
+        headers=harness.headers(sub_account),
+    )
+    assert resp.status == 200, await resp.text()
+    report = await resp.json()
+    assert report["vanished_calendar_ids"] == [extra["id"]]
+    assert report["lost_write_access_calendar_ids"] == [shared["id"]]
+    after = report["connection"]
+    assert after["settings"]["linked_calendar_id"] == shared["id"]  # the choice stays visible
+    assert after["settings"]["conflict_calendar_ids"] == [shared["id"]]
+    assert {"code": "linked_calendar_not_writable", "calendar_id": shared["id"]} in after[
+        "warnings"
+    ]
+    conn = await asyncpg.connect(harness.settings.dsn)
+    try:
+        last = await conn.fetchval(
+            "SELECT value FROM outbox WHERE key = $1 ORDER BY sequence DESC LIMIT 1",
+            connection_id,
+        )
+    finally:
+        await conn.close()
+    snapshot = json.loads(last)
+    assert snapshot["linked_calendar_id"] is None  # nothing is written to it any more
+    assert snapshot["conflict_calendar_ids"] == [shared["id"]]  # its events still block
+
+    # Write access back: the warning goes, and bookings go there again.
+    await harness.control(
+        "PATCH", f"/_emulator/users/{user['id']}/calendars/{shared['id']}", {"access": "write"}
+    )
+    resp = await harness.client.post(
+        f"/v1/sub-accounts/{sub_account}/connections/{connection_id}/calendars:refresh",
+        headers=harness.headers(sub_account),
+    )
+    healed = (await resp.json())["connection"]
+    assert healed["warnings"] == []
