@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
 
-from calsync_common.runtime import outbox_relay_ctx, postgres_ctx, publisher_ctx
+from calsync_common.contracts.topics import CONNECTIONS
+from calsync_common.kafka.consumer import ConsumerConfig, ConsumerRunner
+from calsync_common.postgres.uow import PostgresUnitOfWork
+from calsync_common.runtime import (
+    POOL,
+    PUBLISHER,
+    CleanupCtx,
+    consumer_ctx,
+    outbox_relay_ctx,
+    postgres_ctx,
+    publisher_ctx,
+)
+from calsync_sync_worker.entrypoints.keys import CONNECTIONS_CONSUMER, WEBHOOKS
+from calsync_sync_worker.entrypoints.webhooks import GraphWebhooks, SubscriptionTargets
+from calsync_sync_worker.service_layer.connections import on_connection
+from calsync_sync_worker.service_layer.unit_of_work import SyncWork
 from calsync_sync_worker.settings import SyncWorkerSettings
 
 SERVICE = "sync-worker"
+SOURCE = f"/calsync/{SERVICE}"
 MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
 
 
@@ -18,3 +35,32 @@ def bootstrap(app: web.Application, settings: SyncWorkerSettings) -> None:
     app.cleanup_ctx.append(postgres_ctx(settings, SERVICE, MIGRATIONS))
     app.cleanup_ctx.append(publisher_ctx(settings, SERVICE))
     app.cleanup_ctx.append(outbox_relay_ctx(settings, SERVICE))
+    app.cleanup_ctx.append(_webhooks_ctx(settings))
+
+    def connections_runner(a: web.Application) -> ConsumerRunner[SyncWork]:
+        uow = PostgresUnitOfWork(a[POOL], SOURCE, SyncWork)
+        config = ConsumerConfig(
+            group_id="calsync-sync-worker.connections", topics=[CONNECTIONS.name]
+        )
+        return ConsumerRunner(
+            settings.platform.kafka_bootstrap,
+            config,
+            a[POOL],
+            on_connection,
+            a[PUBLISHER],
+            bind=uow.bind,
+        )
+
+    app.cleanup_ctx.append(consumer_ctx(CONNECTIONS_CONSUMER, connections_runner))
+
+
+def _webhooks_ctx(settings: SyncWorkerSettings) -> CleanupCtx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        app[WEBHOOKS] = GraphWebhooks(
+            SubscriptionTargets(app[POOL]),
+            app[PUBLISHER],
+            ack_timeout_s=settings.webhook_ack_timeout_s,
+        )
+        yield
+
+    return ctx

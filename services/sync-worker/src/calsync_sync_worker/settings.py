@@ -1,7 +1,8 @@
-"""Typed settings of the sync-worker service (env prefix ``SYNC_WORKER_``)."""
+"""Typed settings of the sync-worker service (env prefix ``SYNC_WORKER_``, nested with ``__``)."""
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from calsync_common.settings import HttpSettings, ServiceSettings
@@ -13,3 +14,5 @@ class SyncWorkerSettings(ServiceSettings):
     )
 
     http: HttpSettings = HttpSettings(port=8082)
+    #: Graph waits about 3 s for an answer: a notification Kafka has not acked by then is 503.
+    webhook_ack_timeout_s: float = Field(default=2.5, gt=0, le=10)

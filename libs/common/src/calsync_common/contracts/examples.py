@@ -51,6 +51,8 @@ def examples() -> list[EventPayload]:
         ),
         GraphChangeReceived(
             subscription_id="sub-id",
+            connection_id=CONN,
+            calendar_id="AAMkAD-linked",
             tenant_id="t",
             change_type="updated",
             resource="Users/o/Events/AAMkAD-e1",
@@ -60,6 +62,8 @@ def examples() -> list[EventPayload]:
         ),
         GraphLifecycleReceived(
             subscription_id="sub-id",
+            connection_id=CONN,
+            calendar_id="AAMkAD-linked",
             tenant_id="t",
             lifecycle_event="missed",
             subscription_expires_at=None,

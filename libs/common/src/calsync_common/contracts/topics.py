@@ -50,7 +50,7 @@ GRAPH_NOTIFICATIONS = Topic(
         "Microsoft Graph change and lifecycle notifications as received by the webhook, "
         "acknowledged to Graph only once stored here."
     ),
-    key="subscription_id",
+    key="connection_id/calendar_id",
     partitions=6,
     cleanup="delete",
     producers=("sync-worker (webhook)",),

@@ -1,0 +1,11 @@
+"""Typed keys of what ``bootstrap`` puts on the app."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from calsync_common.kafka.consumer import ConsumerRunner
+from calsync_sync_worker.entrypoints.webhooks import GraphWebhooks
+
+WEBHOOKS = web.AppKey("webhooks", GraphWebhooks)
+CONNECTIONS_CONSUMER = web.AppKey("connections_consumer", ConsumerRunner)
