@@ -27,17 +27,20 @@ _FRACTION = re.compile(r"\.(\d+)")
 class UnknownTimeZone(ValueError):
     """A zone name that is neither a known Windows name nor an IANA name."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"unknown time zone {name!r} (neither a Windows nor an IANA name)")
+    def __init__(self, name: str, item_id: str | None = None) -> None:
+        where = f" in Graph item {item_id!r}" if item_id is not None else ""
+        super().__init__(f"unknown time zone {name!r}{where} (neither a Windows nor an IANA name)")
         self.name = name
+        self.item_id = item_id
 
 
 @lru_cache(maxsize=512)
 def _lookup(name: str) -> ZoneInfo | None:
     folded = name.casefold()
-    if folded in _UTC_NAMES:
+    iana = win_tz.get(name) or _WINDOWS_BY_FOLDED_NAME.get(folded)
+    if iana is None and folded in _UTC_NAMES:
         return _UTC
-    iana = win_tz.get(name) or _WINDOWS_BY_FOLDED_NAME.get(folded) or name
+    iana = iana or name
     try:
         return ZoneInfo(iana)
     except (ZoneInfoNotFoundError, ValueError):  # ValueError: not a valid key ("../x", "")
