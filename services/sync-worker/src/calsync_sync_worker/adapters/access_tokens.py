@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -125,7 +126,7 @@ class AccessTokens:
         minter: ServiceTokenMinter,
         refresh_margin_s: float = 120.0,
         timeout_s: float = 10.0,
-        clock: Any = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._session = session
         self._base = connector_url.rstrip("/")
@@ -188,6 +189,9 @@ class AccessTokens:
         if status == 200:
             cached = self._accept(connection_id, body)
             TOKEN_FETCHES.labels("ok").inc()
+            # Handed to the waiting callers either way; cached only while it is fresh enough.
+            if self._clock() < cached.use_until:
+                self._cache[connection_id] = cached
             return cached
         error = self._refusal(connection_id, status, body)
         TOKEN_FETCHES.labels(_OUTCOMES[type(error)]).inc()

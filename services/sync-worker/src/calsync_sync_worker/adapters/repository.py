@@ -12,6 +12,20 @@ from calsync_sync_worker.domain.calendars import CalendarPlan
 
 
 @dataclass(frozen=True)
+class ClaimedCalendar:
+    """A calendar whose subscription upkeep this replica holds the lease of."""
+
+    connection_id: UUID
+    calendar_id: str
+    wanted: bool
+    paused: bool
+    connection_active: bool
+    subscription_id: str | None
+    expires_at: datetime | None
+    failures: int
+
+
+@dataclass(frozen=True)
 class SubscriptionRecord:
     subscription_id: str
     connection_id: UUID
@@ -51,18 +65,19 @@ class SyncRepository:
         return bool(applied)
 
     async def apply_plan(self, p: CalendarPlan) -> None:
-        """Calendars in the plan are wanted (paused or not); the others are let go of."""
+        """Calendars in the plan are wanted (paused or not); the others are let go of. Every
+        change makes the calendar's subscription due for a look."""
         await self._db.execute(
             "INSERT INTO calendars (connection_id, calendar_id, wanted, paused)"
             " SELECT $1, c, true, c = ANY($3::text[]) FROM unnest($2::text[]) AS c"
             " ON CONFLICT (connection_id, calendar_id) DO UPDATE SET wanted = true,"
-            " paused = EXCLUDED.paused, updated_at = now()",
+            " paused = EXCLUDED.paused, subscription_due_at = now(), updated_at = now()",
             p.connection_id,
             sorted(p.wanted),
             sorted(p.paused),
         )
         await self._db.execute(
-            "UPDATE calendars SET wanted = false, updated_at = now()"
+            "UPDATE calendars SET wanted = false, subscription_due_at = now(), updated_at = now()"
             " WHERE connection_id = $1 AND wanted AND NOT (calendar_id = ANY($2::text[]))",
             p.connection_id,
             sorted(p.wanted),
@@ -111,4 +126,109 @@ class SyncRepository:
             s.calendar_id,
             s.client_state_hash,
             s.expires_at,
+        )
+
+    # -- subscription upkeep (leased per calendar) ------------------------------------------
+
+    async def claim_subscription_work(
+        self, owner: str, lease_s: float, limit: int
+    ) -> list[ClaimedCalendar]:
+        """Lease calendars whose subscription is due for a look (no other replica holds them)."""
+        rows = await self._db.fetch(
+            "WITH due AS (SELECT c.connection_id, c.calendar_id FROM calendars c"
+            " WHERE c.subscription_due_at <= now()"
+            " AND (c.lease_until IS NULL OR c.lease_until < now())"
+            " ORDER BY c.subscription_due_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
+            " UPDATE calendars c SET lease_owner = $1,"
+            " lease_until = now() + make_interval(secs => $2)"
+            " FROM due WHERE c.connection_id = due.connection_id"
+            " AND c.calendar_id = due.calendar_id"
+            " RETURNING c.connection_id, c.calendar_id, c.wanted, c.paused,"
+            " c.subscription_failures,"
+            " coalesce((SELECT k.status = 'active' FROM connections k"
+            "  WHERE k.connection_id = c.connection_id), false) AS connection_active,"
+            " (SELECT s.subscription_id FROM subscriptions s WHERE s.connection_id ="
+            "  c.connection_id AND s.calendar_id = c.calendar_id) AS subscription_id,"
+            " (SELECT s.expires_at FROM subscriptions s WHERE s.connection_id ="
+            "  c.connection_id AND s.calendar_id = c.calendar_id) AS expires_at",
+            owner,
+            lease_s,
+            limit,
+        )
+        return [
+            ClaimedCalendar(
+                r["connection_id"],
+                r["calendar_id"],
+                r["wanted"],
+                r["paused"],
+                r["connection_active"],
+                r["subscription_id"],
+                r["expires_at"],
+                r["subscription_failures"],
+            )
+            for r in rows
+        ]
+
+    async def finish_subscription_work(
+        self,
+        owner: str,
+        connection_id: UUID,
+        calendar_id: str,
+        *,
+        due_at: datetime,
+        failures: int,
+        error: str | None,
+    ) -> None:
+        await self._db.execute(
+            "UPDATE calendars SET lease_owner = NULL, lease_until = NULL,"
+            " subscription_due_at = $4, subscription_failures = $5, subscription_error = $6,"
+            " updated_at = now()"
+            " WHERE connection_id = $2 AND calendar_id = $3 AND lease_owner = $1",
+            owner,
+            connection_id,
+            calendar_id,
+            due_at,
+            failures,
+            error,
+        )
+
+    async def drop_subscription(self, connection_id: UUID, calendar_id: str) -> None:
+        await self._db.execute(
+            "DELETE FROM subscriptions WHERE connection_id = $1 AND calendar_id = $2",
+            connection_id,
+            calendar_id,
+        )
+
+    async def renewed(self, subscription_id: str, expires_at: datetime) -> None:
+        await self._db.execute(
+            "UPDATE subscriptions SET expires_at = $2, renewed_at = now()"
+            " WHERE subscription_id = $1",
+            subscription_id,
+            expires_at,
+        )
+
+    async def retire_calendar(self, connection_id: UUID, calendar_id: str) -> None:
+        await self.drop_subscription(connection_id, calendar_id)
+        await self._db.execute(
+            "DELETE FROM calendars WHERE connection_id = $1 AND calendar_id = $2 AND NOT wanted",
+            connection_id,
+            calendar_id,
+        )
+
+    async def subscription_due_now(self, connection_id: UUID, calendar_id: str | None) -> None:
+        """Look at the calendar's (or all the connection's) subscriptions on the next round."""
+        await self._db.execute(
+            "UPDATE calendars SET subscription_due_at = now() WHERE connection_id = $1"
+            " AND ($2::text IS NULL OR calendar_id = $2)",
+            connection_id,
+            calendar_id,
+        )
+
+    async def round_due_now(self, connection_id: UUID, calendar_id: str) -> None:
+        """Read the calendar from Graph on the delta runner's next look."""
+        await self._db.execute(
+            "UPDATE calendars SET next_round_at = now() WHERE connection_id = $1"
+            " AND calendar_id = $2",
+            connection_id,
+            calendar_id,
         )

@@ -133,13 +133,15 @@ class Mailboxes:
     def __init__(
         self, concurrency: int, limit: int, period_s: float, *, clock: Clock = time.monotonic
     ) -> None:
-        self._make = lambda: MailboxGate(concurrency, limit, period_s, clock=clock)
+        self._concurrency, self._limit, self._period_s = concurrency, limit, period_s
+        self._clock = clock
         self._gates: dict[str, MailboxGate] = {}
 
     def gate(self, key: str) -> MailboxGate:
         gate = self._gates.get(key)
         if gate is None:
-            gate = self._gates[key] = self._make()
+            gate = MailboxGate(self._concurrency, self._limit, self._period_s, clock=self._clock)
+            self._gates[key] = gate
         return gate
 
     def forget(self, key: str) -> None:

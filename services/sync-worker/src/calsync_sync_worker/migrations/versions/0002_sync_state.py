@@ -47,6 +47,12 @@ def upgrade() -> None:
             last_synced_at timestamptz,
             last_error     text,
             next_round_at  timestamptz NOT NULL DEFAULT now(),
+            -- subscription upkeep: leased by one replica at a time, retried with backoff
+            subscription_due_at  timestamptz NOT NULL DEFAULT now(),
+            subscription_failures integer    NOT NULL DEFAULT 0,
+            subscription_error   text,
+            lease_owner    text,
+            lease_until    timestamptz,
             updated_at     timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (connection_id, calendar_id)
         )
