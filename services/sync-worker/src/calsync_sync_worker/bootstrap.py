@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -14,20 +17,33 @@ from calsync_common.runtime import (
     POOL,
     PUBLISHER,
     CleanupCtx,
+    background_ctx,
     consumer_ctx,
     outbox_relay_ctx,
     postgres_ctx,
     publisher_ctx,
 )
-from calsync_sync_worker.entrypoints.keys import CONNECTIONS_CONSUMER, WEBHOOKS
+from calsync_sync_worker.adapters.graph_client import open_graph_client
+from calsync_sync_worker.entrypoints.keys import (
+    CONNECTIONS_CONSUMER,
+    GRAPH,
+    SUBSCRIPTIONS,
+    WEBHOOKS,
+)
 from calsync_sync_worker.entrypoints.webhooks import GraphWebhooks, SubscriptionTargets
 from calsync_sync_worker.service_layer.connections import on_connection
+from calsync_sync_worker.service_layer.subscriptions import SubscriptionManager, WebhookUrls
 from calsync_sync_worker.service_layer.unit_of_work import SyncWork
 from calsync_sync_worker.settings import SyncWorkerSettings
 
 SERVICE = "sync-worker"
 SOURCE = f"/calsync/{SERVICE}"
 MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
+
+
+def replica_id() -> str:
+    """Who holds a lease: unique per process (several replicas share one database)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def bootstrap(app: web.Application, settings: SyncWorkerSettings) -> None:
@@ -52,6 +68,36 @@ def bootstrap(app: web.Application, settings: SyncWorkerSettings) -> None:
         )
 
     app.cleanup_ctx.append(consumer_ctx(CONNECTIONS_CONSUMER, connections_runner))
+    app.cleanup_ctx.append(_graph_ctx(settings))
+
+    def subscriptions(a: web.Application) -> SubscriptionManager:
+        notifications, lifecycle = settings.webhook_urls
+        manager = SubscriptionManager(
+            PostgresUnitOfWork(a[POOL], SOURCE, SyncWork),
+            a[GRAPH],
+            WebhookUrls(notifications, lifecycle),
+            utc_now,
+            owner=replica_id(),
+            every_s=settings.subscriptions_every_s,
+            lease_s=settings.subscriptions_lease_s,
+        )
+        a[SUBSCRIPTIONS] = manager
+        return manager
+
+    app.cleanup_ctx.append(background_ctx("subscription upkeep", subscriptions))
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _graph_ctx(settings: SyncWorkerSettings) -> CleanupCtx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async with open_graph_client(settings.graph) as graph:
+            app[GRAPH] = graph
+            yield
+
+    return ctx
 
 
 def _webhooks_ctx(settings: SyncWorkerSettings) -> CleanupCtx:

@@ -189,9 +189,7 @@ class ConnectionRepository:
             sealed.ciphertext,
         )
 
-    async def replace_token_cache(
-        self, connection_id: UUID, read: Sealed, sealed: Sealed
-    ) -> bool:
+    async def replace_token_cache(self, connection_id: UUID, read: Sealed, sealed: Sealed) -> bool:
         """Store ``sealed`` only if the cache is still the one that was ``read`` (its nonce is
         unique per seal): a sign-in that replaced it meanwhile wins over a refresh."""
         replaced = await self._db.fetchval(

@@ -122,6 +122,6 @@ def parse_if_match(header: str | None) -> int | None:
     if header is None:
         return None
     value = header.strip().removeprefix("W/").strip('"')
-    if value.startswith("v") and value[1:].isdigit():
+    if value.startswith("v") and value[1:].isascii() and value[1:].isdigit() and len(value) < 20:
         return int(value[1:])
     return -1

@@ -5,7 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from calsync_common.kafka.consumer import ConsumerRunner
+from calsync_sync_worker.adapters.graph_client import GraphClient
 from calsync_sync_worker.entrypoints.webhooks import GraphWebhooks
+from calsync_sync_worker.service_layer.subscriptions import SubscriptionManager
 
 WEBHOOKS = web.AppKey("webhooks", GraphWebhooks)
 CONNECTIONS_CONSUMER = web.AppKey("connections_consumer", ConsumerRunner)
+GRAPH = web.AppKey("graph", GraphClient)
+SUBSCRIPTIONS = web.AppKey("subscriptions", SubscriptionManager)

@@ -1,0 +1,256 @@
+"""Subscription upkeep against the Graph emulator, with the real webhooks on a real port.
+
+The sync-worker runs as an app on a port the emulator can reach (it validates the notification
+URL when a subscription is created, then delivers notifications there); the connector's token
+endpoint is played by ``FakeConnector`` handing out a token of a sandbox user signed in with MSAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestServer
+
+from calsync_common.contracts.connections import ConnectionSnapshot
+from calsync_common.contracts.envelope import Envelope
+from calsync_common.contracts.examples import examples
+from calsync_common.kafka.consumer import ConsumedEvent
+from calsync_common.postgres.uow import PostgresUnitOfWork
+from calsync_common.runtime import POOL
+from calsync_common.settings import HttpSettings, PlatformSettings
+from calsync_common.testing import eventually
+from calsync_sync_worker.adapters.graph_client import GraphClientSettings
+from calsync_sync_worker.bootstrap import SOURCE
+from calsync_sync_worker.entrypoints.http import init_app
+from calsync_sync_worker.entrypoints.keys import SUBSCRIPTIONS
+from calsync_sync_worker.service_layer.connections import on_connection
+from calsync_sync_worker.service_layer.unit_of_work import SyncWork
+from calsync_sync_worker.settings import SyncWorkerSettings
+
+from .conftest import Emulator, FakeConnector, SignedIn
+
+pytestmark = pytest.mark.integration
+BASE = next(e for e in examples() if isinstance(e, ConnectionSnapshot))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Rig:
+    app: Any
+    emulator: Emulator
+    user: SignedIn
+    connection_id: uuid.UUID
+    http: aiohttp.ClientSession
+    dsn: str
+
+    async def control(self, method: str, path: str, body: Any = None) -> Any:
+        async with self.http.request(method, f"{self.emulator.base_url}{path}", json=body) as resp:
+            assert resp.status < 300, await resp.text()
+            return await resp.json(content_type=None)
+
+    async def graph(self, path: str) -> Any:
+        async with self.http.get(
+            f"{self.emulator.graph_url}{path}",
+            headers={"Authorization": f"Bearer {self.user.access_token}"},
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            return await resp.json()
+
+    async def snapshot(self, version: int, calendars: tuple[str, ...], **kw: Any) -> None:
+        payload = BASE.model_copy(
+            update={
+                "connection_id": self.connection_id,
+                "version": version,
+                "linked_calendar_id": calendars[0] if calendars else None,
+                "conflict_calendar_ids": calendars,
+                **kw,
+            }
+        )
+        uow = PostgresUnitOfWork(self.app[POOL], SOURCE, SyncWork)
+        envelope = Envelope("id", "/calsync/connector", payload.event_type, None, None, payload)
+        async with uow() as work:
+            await on_connection(work, ConsumedEvent("t", 0, 0, b"k", envelope))
+        self.app[SUBSCRIPTIONS].wake()
+
+    async def rows(self) -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            return list(
+                await conn.fetch(
+                    "SELECT subscription_id, calendar_id, expires_at FROM subscriptions"
+                    " WHERE connection_id = $1",
+                    self.connection_id,
+                )
+            )
+        finally:
+            await conn.close()
+
+    async def emulator_subscriptions(self) -> list[dict[str, Any]]:
+        body = await self.control("GET", "/_emulator/subscriptions")
+        return [s for s in body["value"] if s["userId"] == self.user.user_id]
+
+
+@pytest.fixture
+async def rig(
+    infra: Any, fresh_database: str, graph_emulator: Emulator, signed_in: SignedIn
+) -> AsyncIterator[Rig]:
+    connector = FakeConnector()
+    connection_id = uuid.uuid4()
+    connector.tokens[str(connection_id)] = signed_in.access_token
+    port = free_port()
+    async with (
+        TestServer(connector.app()) as fake_connector,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=graph_emulator.ssl())) as http,
+    ):
+        settings = SyncWorkerSettings(
+            platform=PlatformSettings(kafka_bootstrap=infra.kafka_bootstrap),
+            http=HttpSettings(port=port),
+            database_url=fresh_database,  # type: ignore[arg-type]
+            public_url=f"http://127.0.0.1:{port}",
+            subscriptions_every_s=0.2,
+            graph=GraphClientSettings(
+                graph_url=graph_emulator.graph_url,
+                ca_bundle=graph_emulator.ca_path,
+                connector_url=str(fake_connector.make_url("")).rstrip("/"),
+            ),
+        )
+        app = init_app(settings)
+        async with TestServer(app, port=port):
+            yield Rig(app, graph_emulator, signed_in, connection_id, http, fresh_database)
+
+
+async def test_a_synced_calendar_gets_a_subscription_whose_notifications_reach_kafka(
+    rig: Rig,
+) -> None:
+    calendars = await rig.graph("/me/calendars")
+    default = next(c["id"] for c in calendars["value"] if c["isDefaultCalendar"])
+    await rig.snapshot(3, (default,))
+
+    async def subscribed() -> bool:
+        return len(await rig.rows()) == 1
+
+    await eventually(subscribed, timeout_s=30)
+    (row,) = await rig.rows()
+    (at_graph,) = await rig.emulator_subscriptions()
+    assert at_graph["resource"] == f"/me/calendars/{default}/events"
+    assert at_graph["changeType"] == "created,updated,deleted"
+    assert at_graph["lifecycleNotificationUrl"].endswith("/webhooks/graph/lifecycle")
+    assert row["calendar_id"] == default
+    # The expiry stored is the one Graph granted: close to the 4,200 minutes asked for.
+    assert row["expires_at"] > datetime.now(UTC) + timedelta(days=2)
+    deliveries_before = await rig.control(
+        "GET", f"/_emulator/deliveries?subscriptionId={row['subscription_id']}"
+    )
+
+    # A change in Outlook: the emulator notifies our webhook, which queues it in Kafka.
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    await rig.control(
+        "POST",
+        f"/_emulator/users/{rig.user.user_id}/calendars/{default}/events",
+        {
+            "subject": "Dentist",
+            "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+            "end": {
+                "dateTime": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"),
+                "timeZone": "UTC",
+            },
+            "showAs": "busy",
+        },
+    )
+
+    async def delivered() -> bool:
+        log = await rig.control(
+            "GET", f"/_emulator/deliveries?subscriptionId={row['subscription_id']}"
+        )
+        return _count(log) > _count(deliveries_before) and _all_accepted(log)
+
+    await eventually(delivered, timeout_s=30)
+
+
+async def test_renewal_before_expiry_recreation_after_404_and_deletion_when_dropped(
+    rig: Rig,
+) -> None:
+    calendars = await rig.graph("/me/calendars")
+    default = next(c["id"] for c in calendars["value"] if c["isDefaultCalendar"])
+    await rig.snapshot(3, (default,))
+    await eventually(lambda: _has_rows(rig, 1), timeout_s=30)
+    (first,) = await rig.rows()
+
+    # Graph's expiry comes close: renewed (same subscription, later expiry).
+    await _expire_soon(rig)
+    await eventually(lambda: _renewed(rig, first["subscription_id"]), timeout_s=30)
+
+    # Graph deleted it meanwhile: the renewal meets 404 and it is recreated.
+    await rig.control("POST", f"/_emulator/subscriptions/{first['subscription_id']}/remove")
+    await _expire_soon(rig)
+    await eventually(lambda: _replaced(rig, first["subscription_id"]), timeout_s=30)
+    (second,) = await rig.rows()
+
+    # The calendar stops being synced: its subscription is deleted at Graph and forgotten.
+    await rig.snapshot(4, ())
+    await eventually(lambda: _has_rows(rig, 0), timeout_s=30)
+    live = {s.get("id") for s in await rig.emulator_subscriptions()}
+    assert second["subscription_id"] not in live
+
+
+async def _has_rows(rig: Rig, n: int) -> bool:
+    return len(await rig.rows()) == n
+
+
+async def _renewed(rig: Rig, subscription_id: str) -> bool:
+    rows = await rig.rows()
+    return (
+        len(rows) == 1
+        and rows[0]["subscription_id"] == subscription_id
+        and rows[0]["expires_at"] > datetime.now(UTC) + timedelta(days=2)
+    )
+
+
+async def _replaced(rig: Rig, old: str) -> bool:
+    rows = await rig.rows()
+    return len(rows) == 1 and rows[0]["subscription_id"] != old
+
+
+async def _expire_soon(rig: Rig) -> None:
+    conn = await asyncpg.connect(rig.dsn)
+    try:
+        await conn.execute(
+            "UPDATE subscriptions SET expires_at = now() + interval '1 hour'"
+            " WHERE connection_id = $1",
+            rig.connection_id,
+        )
+        await conn.execute(
+            "UPDATE calendars SET subscription_due_at = now() WHERE connection_id = $1",
+            rig.connection_id,
+        )
+    finally:
+        await conn.close()
+    rig.app[SUBSCRIPTIONS].wake()
+    await asyncio.sleep(0)
+
+
+def _changes(log: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a for a in log["attempts"] if a["kind"] == "change"]
+
+
+def _count(log: dict[str, Any]) -> int:
+    return len(_changes(log))
+
+
+def _all_accepted(log: dict[str, Any]) -> bool:
+    """Every change POST was answered 202: queued in Kafka before the answer."""
+    return all(a["status"] == 202 for a in _changes(log))
