@@ -52,9 +52,11 @@ class Problem(Exception):
 
 
 def problem_response(problem: Problem, request: web.Request | None = None) -> web.Response:
+    # ``instance`` is a URI reference (RFC 9457 §3.1.5): the path as sent, still encoded.
+    instance = request.rel_url.raw_path if request else None
     return web.Response(
         status=problem.status,
-        text=json.dumps(problem.body(request.path if request else None)),
+        text=json.dumps(problem.body(instance)),
         content_type=PROBLEM_JSON,
         headers=problem.headers,
     )
@@ -87,6 +89,7 @@ def problem_middleware(
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
+            _refuse_nul(request)
             return await handler(request)
         except Problem as problem:
             return problem_response(problem, request)
@@ -94,7 +97,9 @@ def problem_middleware(
             if exc.status < 400:
                 raise
             code = _HTTP_CODES.get(exc.status, "http_error")
-            return problem_response(Problem(exc.status, code, exc.reason), request)
+            # Headers the status needs stay (Allow on 405, RFC 9110 §15.5.6).
+            kept = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+            return problem_response(Problem(exc.status, code, exc.reason, headers=kept), request)
         except Exception as exc:
             for exc_type, mapper in table.items():
                 if isinstance(exc, exc_type):
@@ -108,10 +113,30 @@ def problem_middleware(
 
 
 async def read_json(request: web.Request) -> Any:
-    """The JSON body, or a 400/415 problem (never a crash on bad input)."""
+    """The JSON body, or a 400/415 problem (never a crash on bad input). Text with a NUL
+    character is refused here: PostgreSQL cannot store it, so it would fail later."""
     if request.content_type != "application/json":
         raise Problem(415, "unsupported_media_type", "Expected application/json")
     try:
-        return await request.json()
+        body = await request.json()
     except ValueError as exc:
         raise Problem(400, "malformed_json", "Body is not valid JSON", str(exc)) from exc
+    if _has_nul(body):
+        raise Problem(400, "invalid_characters", "The request contains a NUL character")
+    return body
+
+
+def _refuse_nul(request: web.Request) -> None:
+    """A NUL in the path or query can reach no database column: refused at the edge."""
+    if "\x00" in request.path or "\x00" in request.query_string:
+        raise Problem(400, "invalid_characters", "The request contains a NUL character")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False

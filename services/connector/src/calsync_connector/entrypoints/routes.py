@@ -85,6 +85,8 @@ async def oauth_callback(request: web.Request) -> web.Response:
     """The redirect URI: Microsoft's answer arrives as a form post (or a query)."""
     params = dict(await request.post()) if request.method == "POST" else dict(request.query)
     outcome = await request.app[CONNECT].complete({k: str(v) for k, v in params.items()})
+    if outcome.connection_id is not None:  # a repair: this process's copies are stale
+        request.app[TOKENS].forget(outcome.connection_id)
     return web.Response(
         status=303, headers={"Location": outcome.location, "Cache-Control": "no-store"}
     )

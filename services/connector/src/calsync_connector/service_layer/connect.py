@@ -134,7 +134,7 @@ class ConnectService:
     async def complete(self, response: Mapping[str, str]) -> CallbackOutcome:
         """Finish the sign-in the browser came back from (query or form_post)."""
         state = response.get("state")
-        if not state:
+        if not state or any("\x00" in v for v in response.values()):
             raise InvalidOAuthState()
         now = self._clock()
         async with self._uow() as work:  # consumed for good, whatever happens next

@@ -1,15 +1,18 @@
 """Access tokens for the sync-worker: from the sealed MSAL cache, one refresh per connection.
 
-A token with more than ``margin`` left is served from memory (after checking that the connection
-is still active). Otherwise one refresh per connection is in flight in this process and
-concurrent callers share its result. A rotated cache is sealed and stored before the token is
-returned. ``invalid_grant`` marks the connection ``reauth_required`` and publishes it.
+A token with more than ``margin`` left is served from memory, after checking that the connection
+is still active; that check is itself remembered for ``status_ttl_s`` (a disconnection made
+through this process is seen at once, one made through another replica within that time).
+Otherwise one refresh per connection is in flight in this process and concurrent callers share
+its result. A rotated cache is sealed and stored before the token is returned. ``invalid_grant``
+marks the connection ``reauth_required`` and publishes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -42,6 +45,7 @@ class AccessTokens:
         clock: Callable[[], datetime],
         *,
         margin: timedelta = timedelta(minutes=5),
+        status_ttl_s: float = 2.0,
     ) -> None:
         self._uow = uow
         self._identity = identity
@@ -49,11 +53,25 @@ class AccessTokens:
         self._clock = clock
         self._margin = margin
         self._memory: dict[UUID, AccessToken] = {}
+        self._status_ttl_s = status_ttl_s
+        self._known: dict[UUID, tuple[float, Connection]] = {}
         self._inflight: dict[UUID, asyncio.Task[AccessToken]] = {}
 
-    async def get(self, connection_id: UUID) -> AccessToken:
+    async def _connection(self, connection_id: UUID) -> Connection | None:
+        now = time.monotonic()
+        known = self._known.get(connection_id)
+        if known is not None and known[0] > now:
+            return known[1]
         async with self._uow() as work:
             conn = await work.connections.get(connection_id)
+        if conn is not None:
+            if len(self._known) > 100_000:
+                self._known.clear()
+            self._known[connection_id] = (now + self._status_ttl_s, conn)
+        return conn
+
+    async def get(self, connection_id: UUID) -> AccessToken:
+        conn = await self._connection(connection_id)
         if conn is None:
             raise ConnectionNotFound()
         if conn.status == "disconnected":
@@ -75,6 +93,7 @@ class AccessTokens:
     def forget(self, connection_id: UUID) -> None:
         """Drop what this process holds for the connection (reconnected or disconnected)."""
         self._memory.pop(connection_id, None)
+        self._known.pop(connection_id, None)
 
     async def _refresh(self, conn: Connection) -> AccessToken:
         async with self._uow() as work:
@@ -105,7 +124,7 @@ class AccessTokens:
         return token
 
     async def _require_reauth(self, connection_id: UUID, read: Sealed) -> None:
-        self._memory.pop(connection_id, None)
+        self.forget(connection_id)
         async with self._uow() as work:
             current = await work.connections.get(connection_id, lock=True)
             if current is None or current.status != "active":
