@@ -6,9 +6,9 @@ The schemathesis run drives the connector that the harness serves on a real port
 PostgreSQL and Kafka and the Graph emulator. Hypothesis runs in a worker thread and calls the
 server with ``requests`` while the event loop goes on serving it.
 
-Known service bugs are reproduced by the strict ``xfail`` tests at the end; the run steers clear
-of exactly those (see ``_run_schemathesis``). When a fix lands its test passes, strict ``xfail``
-fails it, and the steering it names must go with it.
+The run found four service bugs (text with NUL reaching PostgreSQL, a problem ``instance`` that
+was not a URI reference, Graph outages as 500, 405 without ``Allow``); the tests at the end keep
+them fixed, and the run is no longer steered around them.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from openapi_spec_validator import validate
 from schemathesis.checks import not_a_server_error
-from schemathesis.openapi.checks import JsonSchemaError
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     ignored_auth,
@@ -272,27 +271,12 @@ def _describe(exc: BaseException) -> str:
     return str(exc)
 
 
-def _known_bug(failure: Any) -> bool:
-    # test_known_bug_problem_instance_is_not_a_uri_reference
-    return (
-        isinstance(failure, JsonSchemaError)
-        and list(failure.instance_path) == ["instance"]
-        and failure.schema_path[-1] == "format"
-    )
-
-
 def _run_schemathesis(target: Target) -> tuple[list[str], int]:
     schema = schemathesis.openapi.from_dict(openapi.load())
     schema.config.generation.update(
         # Credentials come from the passes; missing and wrong ones are ignored_auth's probes.
         with_security_parameters=False,
-        # test_known_bug_nul_in_text_is_a_server_error
-        allow_x00=False,
     )
-
-    @schema.hook
-    def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
-        return not _known_bug(failure)
 
     requests_made = 0
 
@@ -368,15 +352,11 @@ async def test_schemathesis_finds_no_server_error_and_nothing_undocumented(
     assert requests_made > 500, requests_made  # the run did run
 
 
-# --- known bugs (strict xfail: a fix makes them fail, so the steering above goes too) ---------
+# --- what the run found, kept fixed -----------------------------------------------------------
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=True,
-    reason="text with NUL reaches PostgreSQL, which refuses it: 500 (the run sets allow_x00 off)",
-)
-async def test_known_bug_nul_in_text_is_a_server_error(harness: Harness) -> None:
+async def test_text_with_a_nul_character_is_refused_at_the_edge(harness: Harness) -> None:
     sub_account_id = f"sa-{uuid.uuid4().hex[:8]}"
     own = harness.headers(sub_account_id)
     client = harness.client
@@ -401,23 +381,20 @@ async def test_known_bug_nul_in_text_is_a_server_error(harness: Harness) -> None
             headers=harness.service_headers("platform"),
         ),
     }
-    assert {name: resp.status for name, resp in statuses.items() if resp.status >= 500} == {}
+    assert {name: resp.status for name, resp in statuses.items()} == dict.fromkeys(statuses, 400)
+    for resp in statuses.values():
+        assert (await resp.json())["code"] in ("invalid_characters", "invalid_oauth_state")
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=True,
-    reason="problem `instance` is the percent-decoded path, not a URI reference (RFC 9457 §3.1.5)",
-)
-async def test_known_bug_problem_instance_is_not_a_uri_reference(harness: Harness) -> None:
+async def test_a_problem_instance_is_the_path_as_sent(harness: Harness) -> None:
     resp = await harness.client.get(URL("/v1/sub-accounts/%C3%A9%20x/connections", encoded=True))
     assert resp.status == 401
     assert (await resp.json())["instance"] == "/v1/sub-accounts/%C3%A9%20x/connections"
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(strict=True, reason="a Graph outage during a calendar refresh is a 500")
-async def test_known_bug_graph_unavailable_during_refresh_is_a_server_error(
+async def test_a_graph_outage_during_a_refresh_is_503_microsoft_unavailable(
     harness: Harness,
 ) -> None:
     sub_account_id = f"sa-{uuid.uuid4().hex[:8]}"
@@ -429,12 +406,14 @@ async def test_known_bug_graph_unavailable_during_refresh_is_a_server_error(
         f"/v1/sub-accounts/{sub_account_id}/connections/{connection_id}/calendars:refresh",
         headers=harness.headers(sub_account_id),
     )
-    assert resp.status != 500  # then document what it is instead (503 graph_unavailable?)
+    assert resp.status == 503
+    assert (await resp.json())["code"] == "microsoft_unavailable"
+    assert resp.headers["Retry-After"] == "30"
+    await harness.control("DELETE", f"/_emulator/faults/users/{user['id']}")
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(strict=True, reason="the problem middleware drops the Allow header of a 405")
-async def test_known_bug_method_not_allowed_lacks_allow(harness: Harness) -> None:
+async def test_method_not_allowed_names_the_allowed_methods(harness: Harness) -> None:
     resp = await harness.client.patch("/openapi.json")
     assert resp.status == 405
     assert resp.content_type == "application/problem+json"
