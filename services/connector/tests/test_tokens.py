@@ -135,11 +135,20 @@ async def test_a_burst_on_an_expired_token_makes_one_refresh_and_keeps_the_rotat
     assert sealed_after != sealed_before  # the rotated refresh token was kept
 
 
-async def test_a_revoked_sign_in_needs_reauth_everywhere_and_reconnecting_restores_it(
-    harness: Harness,
+@pytest.mark.parametrize(
+    ("why", "method", "path", "body"),
+    [
+        ("sessions revoked (AADSTS50173)", "POST", "revoke-sessions", None),
+        ("refresh token idle too long (AADSTS700082)", "POST", "age-refresh-tokens", {}),
+        ("consent withdrawn (AADSTS65001)", "DELETE", "consents", None),
+    ],
+    ids=["50173", "700082", "65001"],
+)
+async def test_a_refused_refresh_needs_reauth_everywhere_and_reconnecting_restores_it(
+    harness: Harness, why: str, method: str, path: str, body: Any
 ) -> None:
     sub_account, connection_id, user = await connect(harness)
-    await harness.control("POST", f"/_emulator/users/{user['id']}/revoke-sessions")
+    await harness.control(method, f"/_emulator/users/{user['id']}/{path}", body)
     await expire_cached_access_tokens(harness, connection_id)
 
     resp = await access_token(harness, connection_id)
