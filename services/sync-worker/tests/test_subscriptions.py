@@ -254,3 +254,177 @@ def _count(log: dict[str, Any]) -> int:
 def _all_accepted(log: dict[str, Any]) -> bool:
     """Every change POST was answered 202: queued in Kafka before the answer."""
     return all(a["status"] == 202 for a in _changes(log))
+
+
+# -- delta rounds ------------------------------------------------------------------------------
+
+
+async def published(rig: Rig, calendar_id: str) -> list[dict[str, Any]]:
+    """What the sync-worker put in its outbox for the calendar, in sequence order."""
+    import json
+
+    conn = await asyncpg.connect(rig.dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT headers, value FROM outbox WHERE key = $1 AND topic = $2 ORDER BY sequence",
+            f"{rig.connection_id}/{calendar_id}",
+            "calsync.calendar-events.v1",
+        )
+    finally:
+        await conn.close()
+    out = []
+    for r in rows:
+        headers = dict(json.loads(r["headers"]))
+        out.append({"type": headers["ce_type"], **json.loads(r["value"])})
+    return out
+
+
+def upserted_busy(events: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """event id → (start, end) of the busy instances as the events say now (applied as a
+    consumer applies them: upserts, removals, and a completed resync drops what it did not
+    list)."""
+    state: dict[str, dict[str, Any]] = {}
+    listed: set[str] = set()
+    for e in events:
+        kind = e["type"]
+        if kind.endswith("calendar_event.upserted.v1"):
+            state[e["event_id"]] = e
+        elif kind.endswith("calendar_event.removed.v1"):
+            state.pop(e["event_id"], None)
+        elif kind.endswith("resync_started.v1"):
+            listed = set()
+        elif kind.endswith("resync_page.v1"):
+            listed.update(e["event_ids"])
+        elif kind.endswith("resync_completed.v1"):
+            state = {i: v for i, v in state.items() if i in listed}
+    return {i: (e["start"], e["end"]) for i, e in state.items() if e["show_as"] == "busy"}
+
+
+def _utc(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+async def ground_truth(rig: Rig, calendar_id: str) -> set[tuple[datetime, datetime]]:
+    now = datetime.now(UTC)
+    body = await rig.control(
+        "GET",
+        f"/_emulator/users/{rig.user.user_id}/calendars/{calendar_id}/busy?"
+        f"start={(now - timedelta(days=1)).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        f"&end={(now + timedelta(days=300)).strftime('%Y-%m-%dT%H:%M:%SZ')}",
+    )
+    return {
+        (_utc(i["start"]), _utc(i["end"]))
+        for i in body["instances"]
+        if i["showAs"] == "busy" and not i["isCancelled"]
+    }
+
+
+def as_intervals(busy: dict[str, tuple[str, str]]) -> set[tuple[datetime, datetime]]:
+    return {(_utc(s), _utc(e)) for s, e in busy.values()}
+
+
+def event_body(subject: str, start: datetime, hours: int, show_as: str) -> dict[str, Any]:
+    fmt = "%Y-%m-%dT%H:%M:%S"
+    return {
+        "subject": subject,
+        "start": {"dateTime": start.strftime(fmt), "timeZone": "UTC"},
+        "end": {"dateTime": (start + timedelta(hours=hours)).strftime(fmt), "timeZone": "UTC"},
+        "showAs": show_as,
+    }
+
+
+async def until(rig: Rig, condition: Any) -> None:
+    """``eventually``, saying what the calendar's rounds last reported when it times out."""
+    try:
+        await eventually(condition, timeout_s=30)
+    except TimeoutError:
+        conn = await asyncpg.connect(rig.dsn)
+        try:
+            rows = await conn.fetch(
+                "SELECT calendar_id, last_error, round_failures, next_round_at FROM calendars"
+                " WHERE connection_id = $1",
+                rig.connection_id,
+            )
+        finally:
+            await conn.close()
+        tail = [
+            (e["type"].split(".")[-2], e.get("event_id", "")[-12:])
+            for e in (await published(rig, rows[0]["calendar_id"]) if rows else [])
+        ]
+        raise AssertionError(
+            f"{condition.__name__}: {[dict(r) for r in rows]} last published: {tail}"
+        ) from None
+
+
+async def test_delta_rounds_publish_the_calendar_as_it_is_and_follow_its_changes(
+    rig: Rig,
+) -> None:
+    calendars = await rig.graph("/me/calendars")
+    default = next(c["id"] for c in calendars["value"] if c["isDefaultCalendar"])
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
+    events = f"/_emulator/users/{rig.user.user_id}/calendars/{default}/events"
+    await rig.control("POST", events, event_body("Busy", base, 1, "busy"))
+    await rig.control("POST", events, event_body("Free", base + timedelta(hours=3), 1, "free"))
+    weekly = event_body("Weekly", base + timedelta(days=1), 1, "busy")
+    weekly["recurrence"] = {
+        "pattern": {
+            "type": "weekly",
+            "interval": 1,
+            "daysOfWeek": [(base + timedelta(days=1)).strftime("%A").lower()],
+        },
+        "range": {
+            "type": "numbered",
+            "startDate": (base + timedelta(days=1)).strftime("%Y-%m-%d"),
+            "numberOfOccurrences": 3,
+        },
+    }
+    await rig.control("POST", events, weekly)
+
+    await rig.snapshot(3, (default,))
+
+    async def first_round_done() -> bool:
+        return any(e["type"].endswith("resync_completed.v1") for e in await published(rig, default))
+
+    await until(rig, first_round_done)
+    first = await published(rig, default)
+    assert first[0]["type"].endswith("resync_started.v1")
+    assert as_intervals(upserted_busy(first)) == await ground_truth(rig, default)
+    assert len(upserted_busy(first)) == len(await ground_truth(rig, default)) >= 4
+
+    # A change in Outlook reaches the projection's input through notification and delta.
+    created = await rig.control(
+        "POST", events, event_body("Late add", base + timedelta(hours=6), 2, "busy")
+    )
+
+    async def follows() -> bool:
+        busy = upserted_busy(await published(rig, default))
+        return created["id"] in busy
+
+    await until(rig, follows)
+    await rig.control("DELETE", f"/_emulator/users/{rig.user.user_id}/events/{created['id']}")
+
+    async def removed() -> bool:
+        return created["id"] not in upserted_busy(await published(rig, default))
+
+    await until(rig, removed)
+    assert as_intervals(upserted_busy(await published(rig, default))) == await ground_truth(
+        rig, default
+    )
+
+    # The delta link expires (410): the next round reads the window from scratch.
+    await rig.control(
+        "POST", f"/_emulator/users/{rig.user.user_id}/delta/expire", {"calendarId": default}
+    )
+    before = len([e for e in await published(rig, default) if e["type"].endswith("completed.v1")])
+    await rig.control(
+        "POST", events, event_body("After expiry", base + timedelta(days=3), 1, "busy")
+    )
+
+    async def resynced() -> bool:
+        done = [e for e in await published(rig, default) if e["type"].endswith("completed.v1")]
+        return len(done) > before
+
+    await until(rig, resynced)
+    assert as_intervals(upserted_busy(await published(rig, default))) == await ground_truth(
+        rig, default
+    )

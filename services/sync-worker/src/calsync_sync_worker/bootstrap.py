@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from calsync_common.contracts.topics import CONNECTIONS
+from calsync_common.contracts.topics import CONNECTIONS, GRAPH_NOTIFICATIONS
 from calsync_common.kafka.consumer import ConsumerConfig, ConsumerRunner
 from calsync_common.postgres.uow import PostgresUnitOfWork
 from calsync_common.runtime import (
@@ -26,12 +26,16 @@ from calsync_common.runtime import (
 from calsync_sync_worker.adapters.graph_client import open_graph_client
 from calsync_sync_worker.entrypoints.keys import (
     CONNECTIONS_CONSUMER,
+    DELTA,
     GRAPH,
+    NOTIFICATIONS_CONSUMER,
     SUBSCRIPTIONS,
     WEBHOOKS,
 )
 from calsync_sync_worker.entrypoints.webhooks import GraphWebhooks, SubscriptionTargets
 from calsync_sync_worker.service_layer.connections import on_connection
+from calsync_sync_worker.service_layer.delta import DeltaRunner
+from calsync_sync_worker.service_layer.notifications import on_notification
 from calsync_sync_worker.service_layer.subscriptions import SubscriptionManager, WebhookUrls
 from calsync_sync_worker.service_layer.unit_of_work import SyncWork
 from calsync_sync_worker.settings import SyncWorkerSettings
@@ -85,6 +89,41 @@ def bootstrap(app: web.Application, settings: SyncWorkerSettings) -> None:
         return manager
 
     app.cleanup_ctx.append(background_ctx("subscription upkeep", subscriptions))
+
+    def delta(a: web.Application) -> DeltaRunner:
+        runner = DeltaRunner(
+            PostgresUnitOfWork(a[POOL], SOURCE, SyncWork),
+            a[GRAPH],
+            utc_now,
+            owner=replica_id(),
+            config=settings.delta,
+        )
+        a[DELTA] = runner
+        return runner
+
+    app.cleanup_ctx.append(background_ctx("delta rounds", delta))
+
+    def notifications_runner(a: web.Application) -> ConsumerRunner[SyncWork]:
+        uow = PostgresUnitOfWork(a[POOL], SOURCE, SyncWork)
+        config = ConsumerConfig(
+            group_id="calsync-sync-worker.notifications", topics=[GRAPH_NOTIFICATIONS.name]
+        )
+
+        async def wake_after_commit() -> None:  # the rounds made due are committed now
+            a[DELTA].wake()
+            a[SUBSCRIPTIONS].wake()
+
+        return ConsumerRunner(
+            settings.platform.kafka_bootstrap,
+            config,
+            a[POOL],
+            on_notification,
+            a[PUBLISHER],
+            bind=uow.bind,
+            after_batch_applied=wake_after_commit,
+        )
+
+    app.cleanup_ctx.append(consumer_ctx(NOTIFICATIONS_CONSUMER, notifications_runner))
 
 
 def utc_now() -> datetime:

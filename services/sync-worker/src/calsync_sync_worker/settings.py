@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from calsync_common.settings import HttpSettings, ServiceSettings
 from calsync_sync_worker.adapters.graph_client import GraphClientSettings
+from calsync_sync_worker.service_layer.delta import DeltaConfig
 
 
 class SyncWorkerSettings(ServiceSettings):
@@ -24,6 +27,21 @@ class SyncWorkerSettings(ServiceSettings):
     #: Subscription upkeep: how often a replica looks for due calendars, and its lease.
     subscriptions_every_s: float = Field(default=5.0, gt=0)
     subscriptions_lease_s: float = Field(default=60.0, gt=0)
+    #: Delta rounds: the window read (days back and ahead), and the round every calendar gets
+    #: at least this often, notification or not.
+    window_back_days: int = Field(default=1, ge=0, le=30)
+    window_ahead_days: int = Field(default=365, ge=1, le=1800)
+    periodic_round_s: float = Field(default=900.0, gt=0)
+    delta_every_s: float = Field(default=1.0, gt=0)
+
+    @property
+    def delta(self) -> DeltaConfig:
+        return DeltaConfig(
+            window_back=timedelta(days=self.window_back_days),
+            window_ahead=timedelta(days=self.window_ahead_days),
+            periodic=timedelta(seconds=self.periodic_round_s),
+            every_s=self.delta_every_s,
+        )
 
     @property
     def webhook_urls(self) -> tuple[str, str]:

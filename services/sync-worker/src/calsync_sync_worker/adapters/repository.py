@@ -4,11 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from calsync_common.contracts.connections import ConnectionSnapshot
 from calsync_common.postgres import Connection as Db
 from calsync_sync_worker.domain.calendars import CalendarPlan
+
+
+@dataclass(frozen=True)
+class RoundWork:
+    """A calendar whose delta round this replica holds the lease of."""
+
+    connection_id: UUID
+    calendar_id: str
+    delta_link: str | None
+    window_start: datetime | None
+    window_end: datetime | None
+    time_zone: str | None
+    failures: int
 
 
 @dataclass(frozen=True)
@@ -231,4 +245,91 @@ class SyncRepository:
             " AND calendar_id = $2",
             connection_id,
             calendar_id,
+        )
+
+    # -- delta rounds (leased per calendar) -------------------------------------------------
+
+    async def claim_rounds(self, owner: str, lease_s: float, limit: int) -> list[RoundWork]:
+        """Lease calendars due for a delta round (synced, not paused, connection active)."""
+        rows = await self._db.fetch(
+            "WITH due AS (SELECT c.connection_id, c.calendar_id FROM calendars c"
+            " JOIN connections k ON k.connection_id = c.connection_id AND k.status = 'active'"
+            " WHERE c.wanted AND NOT c.paused AND c.next_round_at <= now()"
+            " AND (c.round_lease_until IS NULL OR c.round_lease_until < now())"
+            " ORDER BY c.next_round_at LIMIT $3 FOR UPDATE OF c SKIP LOCKED)"
+            " UPDATE calendars c SET round_lease_owner = $1,"
+            " round_lease_until = now() + make_interval(secs => $2)"
+            " FROM due WHERE c.connection_id = due.connection_id"
+            " AND c.calendar_id = due.calendar_id"
+            " RETURNING c.connection_id, c.calendar_id, c.delta_link, c.window_start,"
+            " c.window_end, c.round_failures,"
+            " (SELECT k.time_zone FROM connections k WHERE k.connection_id = c.connection_id)"
+            " AS time_zone",
+            owner,
+            lease_s,
+            limit,
+        )
+        return [
+            RoundWork(
+                r["connection_id"],
+                r["calendar_id"],
+                r["delta_link"],
+                r["window_start"],
+                r["window_end"],
+                r["time_zone"],
+                r["round_failures"],
+            )
+            for r in rows
+        ]
+
+    async def finish_round(
+        self,
+        owner: str,
+        w: RoundWork,
+        *,
+        delta_link: str | None,
+        window_start: datetime | None,
+        window_end: datetime | None,
+        synced_at: datetime | None,
+        next_round_at: datetime,
+        failures: int,
+        error: str | None,
+    ) -> bool:
+        """Record the round (in the transaction that put its events in the outbox); False when
+        this replica no longer holds the lease (then nothing of the round may be kept)."""
+        done = await self._db.fetchval(
+            "UPDATE calendars SET delta_link = $4, window_start = $5, window_end = $6,"
+            " last_synced_at = coalesce($7, last_synced_at), next_round_at = $8,"
+            " round_failures = $9, last_error = $10, round_lease_owner = NULL,"
+            " round_lease_until = NULL, updated_at = now()"
+            " WHERE connection_id = $2 AND calendar_id = $3 AND round_lease_owner = $1"
+            " RETURNING true",
+            owner,
+            w.connection_id,
+            w.calendar_id,
+            delta_link,
+            window_start,
+            window_end,
+            synced_at,
+            next_round_at,
+            failures,
+            error,
+        )
+        return bool(done)
+
+    async def subscription_state(
+        self, connection_id: UUID, calendar_id: str
+    ) -> Literal["active", "missing"]:
+        row = await self._db.fetchrow(
+            "SELECT expires_at FROM subscriptions WHERE connection_id = $1 AND calendar_id = $2",
+            connection_id,
+            calendar_id,
+        )
+        return "active" if row is not None else "missing"
+
+    async def expire_subscription_now(self, subscription_id: str) -> None:
+        """Make the next upkeep round renew it (Graph asked for reauthorization)."""
+        await self._db.execute(
+            "UPDATE subscriptions SET expires_at = now() WHERE subscription_id = $1",
+            subscription_id,
         )

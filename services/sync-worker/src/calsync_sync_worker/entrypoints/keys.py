@@ -7,9 +7,12 @@ from aiohttp import web
 from calsync_common.kafka.consumer import ConsumerRunner
 from calsync_sync_worker.adapters.graph_client import GraphClient
 from calsync_sync_worker.entrypoints.webhooks import GraphWebhooks
+from calsync_sync_worker.service_layer.delta import DeltaRunner
 from calsync_sync_worker.service_layer.subscriptions import SubscriptionManager
 
 WEBHOOKS = web.AppKey("webhooks", GraphWebhooks)
 CONNECTIONS_CONSUMER = web.AppKey("connections_consumer", ConsumerRunner)
 GRAPH = web.AppKey("graph", GraphClient)
 SUBSCRIPTIONS = web.AppKey("subscriptions", SubscriptionManager)
+DELTA = web.AppKey("delta", DeltaRunner)
+NOTIFICATIONS_CONSUMER = web.AppKey("notifications_consumer", ConsumerRunner)

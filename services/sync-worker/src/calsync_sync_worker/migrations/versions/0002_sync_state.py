@@ -47,6 +47,10 @@ def upgrade() -> None:
             last_synced_at timestamptz,
             last_error     text,
             next_round_at  timestamptz NOT NULL DEFAULT now(),
+            -- delta rounds: leased by one replica at a time, retried with backoff
+            round_failures integer     NOT NULL DEFAULT 0,
+            round_lease_owner text,
+            round_lease_until timestamptz,
             -- subscription upkeep: leased by one replica at a time, retried with backoff
             subscription_due_at  timestamptz NOT NULL DEFAULT now(),
             subscription_failures integer    NOT NULL DEFAULT 0,

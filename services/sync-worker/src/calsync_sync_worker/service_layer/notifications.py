@@ -1,0 +1,31 @@
+"""From Graph's hints (``calsync.graph-notifications.v1``) to due work, never to data.
+
+A change notification makes its calendar's delta round due (however many arrive, one round
+reads them all). Lifecycle notifications: ``missed`` makes a round due; ``subscriptionRemoved``
+drops the subscription so the upkeep recreates it, and makes a round due for what was missed;
+``reauthorizationRequired`` makes the upkeep renew the subscription at once.
+"""
+
+from __future__ import annotations
+
+from calsync_common.contracts.notifications import GraphChangeReceived, GraphLifecycleReceived
+from calsync_common.kafka.consumer import ConsumedEvent, Message
+from calsync_sync_worker.service_layer.unit_of_work import SyncWork
+
+
+async def on_notification(work: SyncWork, message: Message) -> None:
+    if not isinstance(message, ConsumedEvent):
+        return  # the topic is not compacted: no tombstones are expected
+    data = message.envelope.data
+    if isinstance(data, GraphChangeReceived):
+        await work.sync.round_due_now(data.connection_id, data.calendar_id)
+    elif isinstance(data, GraphLifecycleReceived):
+        if data.lifecycle_event == "subscriptionRemoved":
+            await work.sync.drop_subscription(data.connection_id, data.calendar_id)
+            await work.sync.subscription_due_now(data.connection_id, data.calendar_id)
+            await work.sync.round_due_now(data.connection_id, data.calendar_id)
+        elif data.lifecycle_event == "reauthorizationRequired":
+            await work.sync.expire_subscription_now(data.subscription_id)
+            await work.sync.subscription_due_now(data.connection_id, data.calendar_id)
+        else:  # missed: notifications were lost; read the calendar
+            await work.sync.round_due_now(data.connection_id, data.calendar_id)
