@@ -1,0 +1,115 @@
+"""What a queued Graph notification does to the sync-worker's work (real PostgreSQL, handler)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from calsync_common.contracts.envelope import Envelope
+from calsync_common.contracts.notifications import GraphChangeReceived, GraphLifecycleReceived
+from calsync_common.kafka.consumer import ConsumedEvent
+from calsync_common.postgres.migrations import upgrade
+from calsync_common.postgres.uow import PostgresUnitOfWork
+from calsync_sync_worker.adapters.repository import SubscriptionRecord
+from calsync_sync_worker.bootstrap import MIGRATIONS, SERVICE
+from calsync_sync_worker.service_layer.notifications import on_notification
+from calsync_sync_worker.service_layer.unit_of_work import SyncWork
+
+pytestmark = pytest.mark.integration
+CONNECTION = uuid.uuid4()
+CALENDAR = "AAMk-cal"
+LATER = datetime.now(UTC) + timedelta(hours=1)
+
+
+@pytest.fixture
+async def db(fresh_database: str) -> AsyncIterator[tuple[PostgresUnitOfWork[SyncWork], Any]]:
+    await upgrade(fresh_database, SERVICE, MIGRATIONS)
+    async with asyncpg.create_pool(fresh_database, min_size=1, max_size=2) as pool:
+        await pool.execute(
+            "INSERT INTO calendars (connection_id, calendar_id, wanted, next_round_at,"
+            " subscription_due_at) VALUES ($1, $2, true, $3, $3)",
+            CONNECTION,
+            CALENDAR,
+            LATER,
+        )
+        uow = PostgresUnitOfWork(pool, "/calsync/test", SyncWork)
+        async with uow() as work:
+            await work.sync.save_subscription(
+                SubscriptionRecord("sub-1", CONNECTION, CALENDAR, b"h", LATER + timedelta(days=2))
+            )
+        yield uow, pool
+
+
+async def deliver(uow: PostgresUnitOfWork[SyncWork], payload: Any) -> None:
+    envelope = Envelope("id", "/calsync/sync-worker", payload.event_type, None, None, payload)
+    async with uow() as work:
+        await on_notification(work, ConsumedEvent("t", 0, 0, b"k", envelope))
+
+
+def lifecycle(event: str) -> GraphLifecycleReceived:
+    return GraphLifecycleReceived(
+        subscription_id="sub-1",
+        connection_id=CONNECTION,
+        calendar_id=CALENDAR,
+        tenant_id="t",
+        lifecycle_event=event,  # type: ignore[arg-type]
+        subscription_expires_at=None,
+        received_at=datetime.now(UTC),
+    )
+
+
+async def state(pool: Any) -> Any:
+    return await pool.fetchrow(
+        "SELECT c.next_round_at <= now() AS round_due,"
+        " c.subscription_due_at <= now() AS upkeep_due,"
+        " (SELECT s.expires_at <= now() FROM subscriptions s"
+        "  WHERE s.subscription_id = 'sub-1') AS expired,"
+        " (SELECT count(*) FROM subscriptions) AS subscriptions"
+        " FROM calendars c"
+    )
+
+
+async def test_a_change_makes_a_round_due_and_nothing_else(db: Any) -> None:
+    uow, pool = db
+    change = GraphChangeReceived(
+        subscription_id="sub-1",
+        connection_id=CONNECTION,
+        calendar_id=CALENDAR,
+        tenant_id="t",
+        change_type="updated",
+        resource="Users/u/Events/e",
+        resource_id="e",
+        subscription_expires_at=None,
+        received_at=datetime.now(UTC),
+    )
+    for _ in range(3):  # duplicates coalesce: the round is simply due
+        await deliver(uow, change)
+    s = await state(pool)
+    assert (s["round_due"], s["upkeep_due"], s["expired"]) == (True, False, False)
+
+
+@pytest.mark.parametrize(
+    ("event", "round_due", "upkeep_due", "subscriptions", "expired"),
+    [
+        ("missed", True, False, 1, False),
+        ("subscriptionRemoved", True, True, 0, None),
+        ("reauthorizationRequired", False, True, 1, True),
+    ],
+)
+async def test_lifecycle_notifications_drive_rounds_and_upkeep(
+    db: Any, event: str, round_due: bool, upkeep_due: bool, subscriptions: int, expired: Any
+) -> None:
+    uow, pool = db
+    await deliver(uow, lifecycle(event))
+    s = await state(pool)
+    assert (s["round_due"], s["upkeep_due"], s["subscriptions"], s["expired"]) == (
+        round_due,
+        upkeep_due,
+        subscriptions,
+        expired,
+    )
