@@ -32,22 +32,36 @@ Policy (STYLE §7, §8); docs/events.md states it for consumers of every topic:
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from opentelemetry import trace
-from prometheus_client import Counter
 
 from calsync_common.contracts.envelope import ContractError, Envelope, Tombstone, decode_record
-from calsync_common.contracts.topics import DEAD_LETTER
 from calsync_common.kafka import offsets
+from calsync_common.kafka.consumer_types import (
+    APPLIED,
+    BATCH_FAILURES,
+    COMMIT_FAILURES,
+    DEAD_LETTERED,
+    DUPLICATES,
+    OFFSET_RESETS,
+    POLL_FAILURES,
+    ConsumedEvent,
+    ConsumedTombstone,
+    ConsumerConfig,
+    Failed,
+    Handler,
+    Message,
+    PartitionState,
+    W,
+    fingerprint,
+)
 from calsync_common.kafka.dead_letter import dead_letter_headers
 from calsync_common.kafka.producer import EventPublisher
 from calsync_common.kafka.tracing import extract
@@ -55,94 +69,18 @@ from calsync_common.postgres import Connection
 from calsync_common.postgres.pool import transaction
 from calsync_common.transient import INFRASTRUCTURE, TRANSIENT, RetryLater
 
-__all__ = ["ConsumedEvent", "ConsumedTombstone", "ConsumerConfig", "ConsumerRunner", "RetryLater"]
+__all__ = [
+    "ConsumedEvent",
+    "ConsumedTombstone",
+    "ConsumerConfig",
+    "ConsumerRunner",
+    "Handler",
+    "Message",
+    "RetryLater",
+]
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
-
-APPLIED = Counter("calsync_consumer_applied_total", "Messages applied", ["group", "topic"])
-DUPLICATES = Counter(
-    "calsync_consumer_duplicates_total", "Messages skipped by sequence", ["group", "topic"]
-)
-DEAD_LETTERED = Counter(
-    "calsync_consumer_dead_lettered_total", "Messages sent to the DLQ", ["group", "topic"]
-)
-BATCH_FAILURES = Counter(
-    "calsync_consumer_batch_failures_total", "Batches rolled back", ["group", "error"]
-)
-POLL_FAILURES = Counter("calsync_consumer_poll_failures_total", "Failed polls", ["group"])
-COMMIT_FAILURES = Counter(
-    "calsync_consumer_kafka_commit_failures_total", "Kafka commits that failed", ["group"]
-)
-OFFSET_RESETS = Counter(
-    "calsync_consumer_offset_resets_total",
-    "Stored offsets that did not match the topic (recreated, truncated, expired)",
-    ["group", "topic", "reason"],
-)
-
-
-@dataclass(frozen=True)
-class ConsumedEvent:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    envelope: Envelope
-
-
-@dataclass(frozen=True)
-class ConsumedTombstone:
-    topic: str
-    partition: int
-    offset: int
-    tombstone: Tombstone
-
-
-Message = ConsumedEvent | ConsumedTombstone
-W = TypeVar("W")
-Handler = Callable[[W, Message], Awaitable[None]]
-
-
-@dataclass
-class ConsumerConfig:
-    group_id: str
-    topics: Sequence[str]
-    max_attempts: int = 3
-    retry_backoff_s: float = 0.2
-    max_backoff_s: float = 30.0
-    batch_max_records: int = 500
-    poll_timeout_ms: int = 500
-    dead_letter_topic: str = DEAD_LETTER.name
-    extra: dict[str, object] = field(default_factory=dict)
-
-
-@dataclass
-class _Partition:
-    """What the runner knows of one assigned partition (dropped when it is revoked)."""
-
-    positioned: bool = False
-    expected: int | None = None  # the offset the next fetched record should have, at least
-    witness_at: int | None = None  # offset of the record that must match the stored witness
-    witness_failed: bool = False  # that record differed: the stored offset is of another topic
-    resume_at: float = 0.0
-    failures: int = 0  # consecutive infrastructure failures, for the backoff
-    attempts: dict[int, int] = field(default_factory=dict)  # handler attempts by offset
-    errors: dict[int, BaseException] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Failed:
-    record: ConsumerRecord
-    error: BaseException
-    dead_letter: bool
-
-
-def fingerprint(record: ConsumerRecord) -> str:
-    digest = hashlib.blake2b(digest_size=12)
-    digest.update(record.key or b"\x00")
-    digest.update(b"\x01")
-    digest.update(record.value or b"\x00")
-    return f"{record.timestamp}:{digest.hexdigest()}"
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -190,7 +128,7 @@ class ConsumerRunner(Generic[W]):
             max_poll_records=config.batch_max_records,
             **config.extra,
         )
-        self.partitions: dict[TopicPartition, _Partition] = {}
+        self.partitions: dict[TopicPartition, PartitionState] = {}
         self._stopping = asyncio.Event()
         self._failure: BaseException | None = None
         self._poll_failures = 0
@@ -232,7 +170,7 @@ class ConsumerRunner(Generic[W]):
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         for tp in assigned:
-            self.partitions[tp] = _Partition()
+            self.partitions[tp] = PartitionState()
         self.consumer.pause(*assigned)  # nothing is fetched before it is positioned
         try:
             await self.position(assigned)
@@ -362,7 +300,9 @@ class ConsumerRunner(Generic[W]):
         for tp in due - unpositioned:
             self._if_assigned(self.consumer.resume, tp)
 
-    def _backoff(self, tp: TopicPartition, state: _Partition, delay: float | None = None) -> None:
+    def _backoff(
+        self, tp: TopicPartition, state: PartitionState, delay: float | None = None
+    ) -> None:
         if delay is None:
             state.failures += 1
             delay = min(self.config.retry_backoff_s * 2 ** (state.failures - 1), 30.0)
@@ -370,7 +310,7 @@ class ConsumerRunner(Generic[W]):
         state.resume_at = asyncio.get_running_loop().time() + delay
         self._if_assigned(self.consumer.pause, tp)
 
-    def _rewind(self, tp: TopicPartition, state: _Partition, offset: int) -> None:
+    def _rewind(self, tp: TopicPartition, state: PartitionState, offset: int) -> None:
         self._if_assigned(self.consumer.seek, tp, offset)  # local: drops what was fetched
         state.expected = offset
 
@@ -382,7 +322,7 @@ class ConsumerRunner(Generic[W]):
             log.info("partition no longer assigned", extra={"partition": str(tp)})
 
     async def _process(
-        self, tp: TopicPartition, state: _Partition, records: list[ConsumerRecord]
+        self, tp: TopicPartition, state: PartitionState, records: list[ConsumerRecord]
     ) -> None:
         first = records[0].offset
         if state.expected is not None and first < state.expected:
@@ -430,8 +370,8 @@ class ConsumerRunner(Generic[W]):
             )
 
     async def _apply(
-        self, tp: TopicPartition, state: _Partition, records: list[ConsumerRecord]
-    ) -> tuple[int | None, _Failed | None]:
+        self, tp: TopicPartition, state: PartitionState, records: list[ConsumerRecord]
+    ) -> tuple[int | None, Failed | None]:
         """Apply in one transaction up to the first failing record; (next offset, failure).
         A next offset of None means the stored offset belongs to another incarnation."""
         group = self.config.group_id
@@ -450,7 +390,7 @@ class ConsumerRunner(Generic[W]):
             fresh = [r for r in records if r.offset >= start]
             if not fresh:  # another member or an earlier run already applied these
                 return max(start, records[-1].offset + 1), None
-            failed: _Failed | None = None
+            failed: Failed | None = None
             last: ConsumerRecord | None = None
             for record in fresh:
                 failed = await self._apply_one(conn, state, record)
@@ -465,17 +405,17 @@ class ConsumerRunner(Generic[W]):
             return max(start, fresh[0].offset), failed
 
     async def _apply_one(
-        self, conn: Connection, state: _Partition, record: ConsumerRecord
-    ) -> _Failed | None:
+        self, conn: Connection, state: PartitionState, record: ConsumerRecord
+    ) -> Failed | None:
         headers = list(record.headers or ())
         try:
             decoded = decode_record(headers, record.key, record.value)
         except ContractError as exc:
-            return _Failed(record, exc, dead_letter=True)
+            return Failed(record, exc, dead_letter=True)
         attempts = state.attempts.get(record.offset, 0)
         if attempts >= self.config.max_attempts:  # the dead-letter produce failed last time
             error = state.errors.get(record.offset, RuntimeError("retries exhausted"))
-            return _Failed(record, error, dead_letter=True)
+            return Failed(record, error, dead_letter=True)
         message: Message = (
             ConsumedEvent(record.topic, record.partition, record.offset, record.key, decoded)
             if isinstance(decoded, Envelope)
@@ -495,7 +435,7 @@ class ConsumerRunner(Generic[W]):
             except Exception as exc:
                 state.attempts[record.offset] = attempts + 1
                 state.errors[record.offset] = exc
-                return _Failed(record, exc, dead_letter=attempts + 1 >= self.config.max_attempts)
+                return Failed(record, exc, dead_letter=attempts + 1 >= self.config.max_attempts)
         state.attempts.pop(record.offset, None)
         state.errors.pop(record.offset, None)
         APPLIED.labels(self.config.group_id, record.topic).inc()
@@ -515,7 +455,9 @@ class ConsumerRunner(Generic[W]):
             decoded.sequence,
         )
 
-    async def _after_failure(self, tp: TopicPartition, state: _Partition, failed: _Failed) -> None:
+    async def _after_failure(
+        self, tp: TopicPartition, state: PartitionState, failed: Failed
+    ) -> None:
         """Outside the transaction: wait and retry, or dead-letter then step over the record."""
         offset = failed.record.offset
         self._rewind(tp, state, offset)

@@ -32,15 +32,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import aiohttp
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from yarl import URL
 
-from calsync_common.transient import RetryLater
 from calsync_sync_worker.adapters.access_tokens import (
     AccessTokens,
     ConnectionGone,
@@ -50,6 +47,20 @@ from calsync_sync_worker.adapters.access_tokens import (
     TokenServiceError,
     TokenServiceUnavailable,
 )
+from calsync_sync_worker.adapters.graph_errors import (
+    ForeignUrl,
+    GraphAccessDenied,
+    GraphBadRequest,
+    GraphConflict,
+    GraphError,
+    GraphNotFound,
+    GraphRetryable,
+    GraphThrottled,
+    GraphUnavailable,
+    SyncStateGone,
+    classify,
+)
+from calsync_sync_worker.adapters.graph_settings import GraphClientSettings
 from calsync_sync_worker.adapters.retry_after import full_jitter, parse_retry_after
 from calsync_sync_worker.adapters.throttle import Mailboxes, record_wait
 
@@ -85,65 +96,6 @@ REQUESTS = Counter(
 RETRIES = Counter("calsync_graph_retries_total", "Graph requests sent again, by reason", ["reason"])
 
 IMMUTABLE_IDS = 'IdType="ImmutableId"'
-_MIN_KEY_BYTES = 32  # the connector refuses shorter HS256 keys (RFC 7518 §3.2)
-_DEVELOPMENT_KEY = "insecure-development-key-do-not-use-outside-development"
-
-
-class GraphClientSettings(BaseModel):
-    """Where Graph and the connector are, how to authenticate to the connector, and the limits."""
-
-    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
-
-    graph_url: str = "https://localhost:8443/v1.0"
-    #: CA bundle Graph's certificate must chain to (the emulator's); None: the system store.
-    ca_bundle: Path | None = Path(".run/msgraph/ca.pem")
-    connector_url: str = "http://127.0.0.1:8081"
-    #: The connector's development key (``AuthSettings.development()``), so ``make up`` works;
-    #: the settings base refuses this "insecure…" value outside development.
-    service_token_kid: str = "development"  # noqa: S105 (a key id, not a secret)
-    service_token_secret: SecretStr = SecretStr(_DEVELOPMENT_KEY)
-    service_token_issuer: str = "https://platform.calsync.dev"  # noqa: S105 (a claim)
-    service_token_audience: str = "calsync-connector"  # noqa: S105 (a claim)
-    service_name: str = "sync-worker"
-    service_token_lifetime_s: int = Field(default=300, ge=60, le=3600)
-    #: Cached access tokens are fetched anew this long before they expire.
-    token_refresh_margin_s: float = Field(default=120.0, ge=0)
-    #: Outlook: 4 concurrent requests per app + mailbox.
-    mailbox_concurrency: int = Field(default=4, ge=1)
-    #: Outlook: 10,000 requests per 10 minutes per app + mailbox; stay below it.
-    mailbox_requests_per_window: int = Field(default=9000, ge=1)
-    mailbox_window_s: float = Field(default=600.0, gt=0)
-    #: Retries after the first attempt (so at most 1 + max_retries requests).
-    max_retries: int = Field(default=5, ge=0)
-    backoff_base_s: float = Field(default=0.5, gt=0)
-    backoff_max_s: float = Field(default=30.0, gt=0)
-    #: A Retry-After longer than this is not waited for: the request fails as throttled and the
-    #: caller retries later (marks the calendar stale) instead of holding a worker.
-    max_retry_after_s: float = Field(default=120.0, ge=0)
-    connect_timeout_s: float = Field(default=5.0, gt=0)
-    request_timeout_s: float = Field(default=30.0, gt=0)
-    token_timeout_s: float = Field(default=10.0, gt=0)
-    #: Open connections in the client's own session (``open_graph_client``), all mailboxes.
-    max_connections: int = Field(default=100, ge=1)
-
-    @field_validator("graph_url", "connector_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        url = URL(value)
-        if url.scheme not in ("http", "https") or not url.host or url.query_string:
-            raise ValueError("must be an http(s) URL without a query")
-        return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _key_long_enough(self) -> Self:
-        if len(self.service_token_secret.get_secret_value().encode()) < _MIN_KEY_BYTES:
-            raise ValueError(f"service_token_secret is shorter than {_MIN_KEY_BYTES} bytes")
-        return self
-
-    def ssl_context(self) -> ssl.SSLContext:
-        if self.ca_bundle is None:
-            return ssl.create_default_context()
-        return ssl.create_default_context(cafile=str(self.ca_bundle))
 
 
 @dataclass(frozen=True)
@@ -428,126 +380,6 @@ def _success(reply: _Reply, method: str, path: str) -> dict[str, Any]:
 
 
 # --- errors ---------------------------------------------------------------------------------
-
-
-class GraphError(Exception):
-    """Graph answered with an error (or not at all: ``status`` None). ``code`` is Graph's
-    ``error.code`` when the body had one; the message never quotes a token or a query string."""
-
-    def __init__(
-        self, status: int | None, code: str | None, message: str, *, method: str, path: str
-    ) -> None:
-        what = " ".join(str(x) for x in (status or "no answer", code) if x)
-        super().__init__(f"{method} {path}: {what}: {message}")
-        self.status = status
-        self.code = code
-        self.graph_message = message
-
-
-class GraphBadRequest(GraphError):
-    """400: the request is wrong (a bug, or a window Graph refuses); retrying will not help."""
-
-
-class GraphAccessDenied(GraphError):
-    """403: the grant does not cover this (e.g. a calendar shared read-only)."""
-
-
-class GraphNotFound(GraphError):
-    """404: ``ErrorItemNotFound`` / ``ResourceNotFound`` — the event, calendar or subscription."""
-
-
-class GraphConflict(GraphError):
-    """409 or 412: the item changed or exists in another state."""
-
-
-class SyncStateGone(GraphError):
-    """410 (or ``syncStateNotFound``/``resyncRequired``): the delta link is dead; resync the
-    window from scratch. ``location`` is Graph's restart URL when it sent one."""
-
-    def __init__(self, *args: Any, location: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.location = location
-
-
-class GraphRetryable(GraphError, RetryLater):
-    """Nothing was learned; try again later. ``retry_after``: Graph's advice in seconds."""
-
-    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.retry_after = retry_after
-
-
-class GraphThrottled(GraphRetryable):
-    """429 (still, after the retries): the mailbox is over a limit."""
-
-
-class GraphUnavailable(GraphRetryable):
-    """5xx or no answer (connection error, timeout), after the retries."""
-
-
-class ForeignUrl(ValueError):
-    """A link that does not point at the configured Graph base: no token is sent to it."""
-
-
-_SYNC_STATE_CODES = frozenset({"syncstatenotfound", "resyncrequired"})
-_BY_STATUS: dict[int, type[GraphError]] = {
-    400: GraphBadRequest,
-    403: GraphAccessDenied,
-    404: GraphNotFound,
-    409: GraphConflict,
-    412: GraphConflict,
-    429: GraphThrottled,
-}
-_JWT = re.compile(r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]+")
-_BEARER = re.compile(r"(?i)bearer\s+\S+")
-_MAX_MESSAGE = 300
-
-
-def classify(
-    status: int,
-    body: bytes,
-    *,
-    method: str,
-    path: str,
-    retry_after: float | None = None,
-    location: str | None = None,
-    secrets: Iterable[str] = (),
-) -> GraphError:
-    """The typed error for a Graph error answer (``{"error": {"code", "message"}}``, or any
-    body at all: then by status alone)."""
-    code, message = _error_of(body)
-    text = _scrub(message or f"HTTP {status}", secrets)
-    where = {"method": method, "path": path}
-    if status == 410 or (code or "").lower() in _SYNC_STATE_CODES:
-        return SyncStateGone(status, code, text, location=location, **where)
-    if status == 429:
-        return GraphThrottled(status, code, text, retry_after=retry_after, **where)
-    if status >= 500:
-        return GraphUnavailable(status, code, text, retry_after=retry_after, **where)
-    return _BY_STATUS.get(status, GraphError)(status, code, text, **where)
-
-
-def _error_of(body: bytes) -> tuple[str | None, str | None]:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None, None
-    error = data.get("error") if isinstance(data, dict) else None
-    if not isinstance(error, dict):
-        return None, None
-    code, message = error.get("code"), error.get("message")
-    return (
-        code if isinstance(code, str) and code else None,
-        message if isinstance(message, str) and message else None,
-    )
-
-
-def _scrub(message: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            message = message.replace(secret, "[redacted]")
-    message = _BEARER.sub("Bearer [redacted]", _JWT.sub("[redacted]", message))
-    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 1] + "…"
 
 
 @asynccontextmanager
