@@ -254,6 +254,24 @@ async def fresh_database(databases: Databases) -> AsyncIterator[str]:
         yield dsn
 
 
+@pytest.fixture(scope="session")
+async def topic_prefix(infra: Infra) -> AsyncIterator[str]:
+    """A topic namespace for this session's service apps (``CALSYNC_TOPIC_PREFIX``): they read
+    only what this session published, and their topics are deleted at the end."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    yield prefix
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    await admin.start()
+    try:
+        ours = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
+
+
 @pytest.fixture
 def unique() -> str:
     """A short random suffix for topic and group names."""

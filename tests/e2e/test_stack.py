@@ -63,10 +63,14 @@ async def service_databases(databases: Databases) -> AsyncIterator[dict[str, str
 
 @pytest.fixture
 async def stack(
-    infra: object, service_databases: dict[str, str], tmp_path: Path
+    infra: object, service_databases: dict[str, str], tmp_path: Path, topic_prefix: str
 ) -> AsyncIterator[dict[str, tuple[str, asyncio.subprocess.Process]]]:
     procs: dict[str, tuple[str, asyncio.subprocess.Process]] = {}
-    base_env = {**os.environ, "CALSYNC_KAFKA_BOOTSTRAP": infra.kafka_bootstrap}  # type: ignore[attr-defined]
+    base_env = {
+        **os.environ,
+        "CALSYNC_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,  # type: ignore[attr-defined]
+        "CALSYNC_TOPIC_PREFIX": topic_prefix,
+    }
     emu_port = free_port()
     emu_env = {
         **base_env,

@@ -65,3 +65,16 @@ def test_placeholder_secret_nested_in_a_model_or_dict_is_refused() -> None:
             database_url="postgresql://u:p@localhost/db",  # type: ignore[arg-type]
             crypto=_Keys(keys={"k1": SecretStr("change-me")}),
         )
+
+
+def test_a_topic_prefix_names_the_catalogue_topics_of_one_stack() -> None:
+    from calsync_common.kafka.producer import EventPublisher
+    from calsync_common.runtime import cluster_topics
+
+    platform = PlatformSettings(topic_prefix="staging.")
+    assert platform.topic("calsync.connections.v1") == "staging.calsync.connections.v1"
+    assert all(t.name.startswith("staging.calsync.") for t in cluster_topics("staging."))
+    publisher = EventPublisher("127.0.0.1:1", client_id="t", source="/t", topic_prefix="staging.")
+    assert publisher.resolve("calsync.bookings.v1") == "staging.calsync.bookings.v1"
+    with pytest.raises(ValidationError):
+        PlatformSettings(topic_prefix="Bad Prefix/")

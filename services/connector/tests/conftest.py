@@ -93,10 +93,13 @@ def graph_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulato
 
 @pytest.fixture
 def connector_settings(
-    infra: object, fresh_database: str, graph_emulator: Emulator
+    infra: object, fresh_database: str, graph_emulator: Emulator, topic_prefix: str
 ) -> ConnectorSettings:
     return ConnectorSettings(
-        platform=PlatformSettings(kafka_bootstrap=infra.kafka_bootstrap),  # type: ignore[attr-defined]
+        platform=PlatformSettings(
+            kafka_bootstrap=infra.kafka_bootstrap,  # type: ignore[attr-defined]
+            topic_prefix=topic_prefix,
+        ),
         http=HttpSettings(port=0),
         database_url=fresh_database,  # type: ignore[arg-type]
         microsoft=MicrosoftSettings(

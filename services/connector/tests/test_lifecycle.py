@@ -12,6 +12,7 @@ import pytest
 
 from calsync_common.contracts.envelope import decode_record
 from calsync_common.contracts.sync_status import CalendarSyncStatus
+from calsync_common.contracts.topics import SYNC_STATUS
 from calsync_common.kafka.producer import EventPublisher
 from calsync_common.postgres.uow import PostgresUnitOfWork
 from calsync_common.runtime import POOL
@@ -55,7 +56,8 @@ async def test_each_synced_calendar_shows_the_freshness_the_sync_worker_reported
                     subscription="active",
                     last_synced_at=at,
                     changed_at=at,
-                )
+                ),
+                topic=harness.settings.platform.topic(SYNC_STATUS.name),
             )
     finally:
         await publisher.stop()

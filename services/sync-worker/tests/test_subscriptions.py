@@ -106,7 +106,11 @@ class Rig:
 
 @pytest.fixture
 async def rig(
-    infra: Any, fresh_database: str, graph_emulator: Emulator, signed_in: SignedIn
+    infra: Any,
+    fresh_database: str,
+    graph_emulator: Emulator,
+    signed_in: SignedIn,
+    topic_prefix: str,
 ) -> AsyncIterator[Rig]:
     connector = FakeConnector()
     connection_id = uuid.uuid4()
@@ -117,7 +121,9 @@ async def rig(
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=graph_emulator.ssl())) as http,
     ):
         settings = SyncWorkerSettings(
-            platform=PlatformSettings(kafka_bootstrap=infra.kafka_bootstrap),
+            platform=PlatformSettings(
+                kafka_bootstrap=infra.kafka_bootstrap, topic_prefix=topic_prefix
+            ),
             http=HttpSettings(port=port),
             database_url=fresh_database,  # type: ignore[arg-type]
             public_url=f"http://127.0.0.1:{port}",

@@ -27,9 +27,11 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def worker(infra: Any, fresh_database: str) -> AsyncIterator[TestClient[Any, Any]]:
+async def worker(
+    infra: Any, fresh_database: str, topic_prefix: str
+) -> AsyncIterator[TestClient[Any, Any]]:
     settings = SyncWorkerSettings(
-        platform=PlatformSettings(kafka_bootstrap=infra.kafka_bootstrap),
+        platform=PlatformSettings(kafka_bootstrap=infra.kafka_bootstrap, topic_prefix=topic_prefix),
         http=HttpSettings(port=0),
         database_url=fresh_database,  # type: ignore[arg-type]
     )
@@ -70,16 +72,17 @@ def change(sub_id: str, client_state: str | None, event_id: str = "AAMk-e1") -> 
 class TopicTail:
     """Reads what is published to the notifications topic after it was opened."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, prefix: str) -> None:
         self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.topic = f"{prefix}{GRAPH_NOTIFICATIONS.name}"
 
     async def __aenter__(self) -> TopicTail:
         await self.consumer.start()
-        partitions = self.consumer.partitions_for_topic(GRAPH_NOTIFICATIONS.name) or set()
+        partitions = self.consumer.partitions_for_topic(self.topic) or set()
         if not partitions:
             await self.consumer._client.force_metadata_update()
-            partitions = self.consumer.partitions_for_topic(GRAPH_NOTIFICATIONS.name) or set()
-        tps = [TopicPartition(GRAPH_NOTIFICATIONS.name, p) for p in sorted(partitions)]
+            partitions = self.consumer.partitions_for_topic(self.topic) or set()
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         self.consumer.assign(tps)
         for tp, offset in (await self.consumer.end_offsets(tps)).items():
             self.consumer.seek(tp, offset)
@@ -112,10 +115,10 @@ async def test_the_validation_handshake_echoes_the_decoded_token(
 
 
 async def test_only_notifications_of_our_subscriptions_with_their_client_state_are_queued(
-    worker: TestClient[Any, Any], fresh_database: str, infra: Any
+    worker: TestClient[Any, Any], fresh_database: str, infra: Any, topic_prefix: str
 ) -> None:
     sub_id, connection_id, calendar_id = await subscription(fresh_database, "s3cret-state")
-    async with TopicTail(infra.kafka_bootstrap) as tail:
+    async with TopicTail(infra.kafka_bootstrap, topic_prefix) as tail:
         resp = await worker.post(
             "/webhooks/graph/notifications",
             json={
@@ -144,10 +147,10 @@ async def test_only_notifications_of_our_subscriptions_with_their_client_state_a
 
 
 async def test_lifecycle_notifications_are_queued_for_the_subscription(
-    worker: TestClient[Any, Any], fresh_database: str, infra: Any
+    worker: TestClient[Any, Any], fresh_database: str, infra: Any, topic_prefix: str
 ) -> None:
     sub_id, _, _ = await subscription(fresh_database, "life-state")
-    async with TopicTail(infra.kafka_bootstrap) as tail:
+    async with TopicTail(infra.kafka_bootstrap, topic_prefix) as tail:
         resp = await worker.post(
             "/webhooks/graph/lifecycle",
             json={

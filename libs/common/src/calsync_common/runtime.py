@@ -12,13 +12,14 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
 from aiohttp import web
 
-from calsync_common.contracts.topics import CATALOGUE
+from calsync_common.contracts.topics import CATALOGUE, Topic
 from calsync_common.http.health import ReadinessCheck, setup_health_routes
 from calsync_common.http.problems import ProblemMapper, problem_middleware
 from calsync_common.kafka.admin import ensure_topics, topics_readiness
@@ -56,14 +57,24 @@ def postgres_ctx(settings: ServiceSettings, service: str, versions_dir: Path) ->
     return ctx
 
 
+def cluster_topics(prefix: str) -> list[Topic]:
+    """The catalogue as the cluster names it (``PlatformSettings.topic_prefix``)."""
+    return [replace(t, name=f"{prefix}{t.name}") for t in CATALOGUE]
+
+
 def publisher_ctx(settings: ServiceSettings, service: str) -> CleanupCtx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         bootstrap = settings.platform.kafka_bootstrap
         await ensure_topics(
-            bootstrap, CATALOGUE, replication=settings.platform.kafka_topic_replication
+            bootstrap,
+            cluster_topics(settings.platform.topic_prefix),
+            replication=settings.platform.kafka_topic_replication,
         )
         publisher = EventPublisher(
-            bootstrap, client_id=f"calsync-{service}", source=f"/calsync/{service}"
+            bootstrap,
+            client_id=f"calsync-{service}",
+            source=f"/calsync/{service}",
+            topic_prefix=settings.platform.topic_prefix,
         )
         await publisher.start()
         app[PUBLISHER] = publisher
@@ -99,7 +110,9 @@ def infrastructure_checks(app: web.Application) -> dict[str, ReadinessCheck]:
         "postgres": lambda: ping(app[POOL]),
         "kafka": lambda: app[PUBLISHER].ready(),
         # Topics deleted or altered after start make the service unready, not silently broken.
-        "topics": topics_readiness(app[PUBLISHER].bootstrap, CATALOGUE),
+        "topics": topics_readiness(
+            app[PUBLISHER].bootstrap, cluster_topics(app[PUBLISHER].topic_prefix)
+        ),
     }
     if RELAY in app:
         checks["outbox"] = app[RELAY].ready

@@ -31,6 +31,13 @@ class PlatformSettings(BaseSettings):
     #: OTLP/HTTP endpoint for traces and metrics; telemetry export is off when unset.
     otlp_endpoint: str | None = None
     log_level: str = "INFO"
+    #: Put before every topic name (the catalogue's names are logical): lets several stacks, or
+    #: test sessions, share one cluster without reading each other's events.
+    topic_prefix: str = Field(default="", pattern=r"^[a-z0-9._-]*$", max_length=100)
+
+    def topic(self, logical: str) -> str:
+        """The cluster's name of a catalogue topic."""
+        return f"{self.topic_prefix}{logical}"
 
 
 class HttpSettings(BaseModel):

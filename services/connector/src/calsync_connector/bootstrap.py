@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from calsync_common.contracts.sync_status import CalendarSyncStatus
-from calsync_common.contracts.topics import SYNC_STATUS
+from calsync_common.contracts.topics import DEAD_LETTER, SYNC_STATUS
 from calsync_common.kafka.consumer import ConsumedEvent, ConsumerConfig, ConsumerRunner, Message
 from calsync_common.postgres.uow import PostgresUnitOfWork
 from calsync_common.runtime import (
@@ -124,7 +124,11 @@ def _freshness_consumer(
 ) -> Callable[[web.Application], ConsumerRunner[PostgresConnectorWork]]:
     def make(app: web.Application) -> ConsumerRunner[PostgresConnectorWork]:
         uow = PostgresUnitOfWork(app[POOL], SOURCE, PostgresConnectorWork)
-        config = ConsumerConfig(group_id="calsync-connector.sync-status", topics=[SYNC_STATUS.name])
+        config = ConsumerConfig(
+            group_id="calsync-connector.sync-status",
+            topics=[settings.platform.topic(SYNC_STATUS.name)],
+            dead_letter_topic=settings.platform.topic(DEAD_LETTER.name),
+        )
         return ConsumerRunner(
             settings.platform.kafka_bootstrap,
             config,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from calsync_common.contracts.topics import CONNECTIONS, GRAPH_NOTIFICATIONS
+from calsync_common.contracts.topics import CONNECTIONS, DEAD_LETTER, GRAPH_NOTIFICATIONS
 from calsync_common.kafka.consumer import ConsumerConfig, ConsumerRunner
 from calsync_common.postgres.uow import PostgresUnitOfWork
 from calsync_common.runtime import (
@@ -60,7 +60,9 @@ def bootstrap(app: web.Application, settings: SyncWorkerSettings) -> None:
     def connections_runner(a: web.Application) -> ConsumerRunner[SyncWork]:
         uow = PostgresUnitOfWork(a[POOL], SOURCE, SyncWork)
         config = ConsumerConfig(
-            group_id="calsync-sync-worker.connections", topics=[CONNECTIONS.name]
+            group_id="calsync-sync-worker.connections",
+            topics=[settings.platform.topic(CONNECTIONS.name)],
+            dead_letter_topic=settings.platform.topic(DEAD_LETTER.name),
         )
         return ConsumerRunner(
             settings.platform.kafka_bootstrap,
@@ -106,7 +108,9 @@ def bootstrap(app: web.Application, settings: SyncWorkerSettings) -> None:
     def notifications_runner(a: web.Application) -> ConsumerRunner[SyncWork]:
         uow = PostgresUnitOfWork(a[POOL], SOURCE, SyncWork)
         config = ConsumerConfig(
-            group_id="calsync-sync-worker.notifications", topics=[GRAPH_NOTIFICATIONS.name]
+            group_id="calsync-sync-worker.notifications",
+            topics=[settings.platform.topic(GRAPH_NOTIFICATIONS.name)],
+            dead_letter_topic=settings.platform.topic(DEAD_LETTER.name),
         )
 
         async def wake_after_commit() -> None:  # the rounds made due are committed now

@@ -24,8 +24,12 @@ tracer = trace.get_tracer(__name__)
 class EventPublisher:
     """Publishes CloudEvents; ``publish`` returns only once the broker has the event."""
 
-    def __init__(self, bootstrap: str, *, client_id: str, source: str) -> None:
+    def __init__(
+        self, bootstrap: str, *, client_id: str, source: str, topic_prefix: str = ""
+    ) -> None:
         self.source = source
+        #: Put before catalogue topic names (``PlatformSettings.topic_prefix``).
+        self.topic_prefix = topic_prefix
         self.bootstrap = bootstrap
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
@@ -46,7 +50,7 @@ class EventPublisher:
         self, payload: EventPayload, *, subject: str | None = None, topic: str | None = None
     ) -> RecordMetadata:
         """Publish to the payload's catalogue topic, or to ``topic`` (tests, replays)."""
-        destination = topic or payload.topic
+        destination = topic or self.resolve(payload.topic)
         with tracer.start_as_current_span(
             f"{destination} publish", kind=trace.SpanKind.PRODUCER
         ) as span:
@@ -57,6 +61,10 @@ class EventPublisher:
             return await self.send_raw(
                 destination, key, message.value, list(message.headers.items())
             )
+
+    def resolve(self, logical: str) -> str:
+        """The cluster's name of a catalogue topic."""
+        return f"{self.topic_prefix}{logical}"
 
     async def send(
         self, topic: str, key: bytes | None, value: bytes | None, headers: Headers

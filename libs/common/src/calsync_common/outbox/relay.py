@@ -220,8 +220,9 @@ class OutboxRelay:
         first_failure: BaseException | None = None
         try:
             for row in rows:
+                topic = self._publisher.resolve(row.topic)  # rows keep the logical name
                 futures.append(
-                    await self._publisher.send(row.topic, row.key.encode(), row.value, row.headers)
+                    await self._publisher.send(topic, row.key.encode(), row.value, row.headers)
                 )
         except KafkaError as exc:  # the producer refused to queue: send what was queued
             first_failure = exc
