@@ -67,7 +67,7 @@ def test_placeholder_secret_nested_in_a_model_or_dict_is_refused() -> None:
         )
 
 
-def test_a_topic_prefix_names_the_catalogue_topics_of_one_stack() -> None:
+async def test_a_topic_prefix_names_the_catalogue_topics_of_one_stack() -> None:
     from calsync_common.kafka.producer import EventPublisher
     from calsync_common.runtime import cluster_topics
 
@@ -75,6 +75,9 @@ def test_a_topic_prefix_names_the_catalogue_topics_of_one_stack() -> None:
     assert platform.topic("calsync.connections.v1") == "staging.calsync.connections.v1"
     assert all(t.name.startswith("staging.calsync.") for t in cluster_topics("staging."))
     publisher = EventPublisher("127.0.0.1:1", client_id="t", source="/t", topic_prefix="staging.")
-    assert publisher.resolve("calsync.bookings.v1") == "staging.calsync.bookings.v1"
+    try:
+        assert publisher.resolve("calsync.bookings.v1") == "staging.calsync.bookings.v1"
+    finally:
+        await publisher.stop()  # never started: closes what the constructor allocated
     with pytest.raises(ValidationError):
         PlatformSettings(topic_prefix="Bad Prefix/")
