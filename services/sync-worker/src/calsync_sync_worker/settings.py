@@ -32,6 +32,8 @@ class SyncWorkerSettings(ServiceSettings):
     window_back_days: int = Field(default=1, ge=0, le=30)
     window_ahead_days: int = Field(default=365, ge=1, le=1800)
     periodic_round_s: float = Field(default=900.0, gt=0)
+    #: A read of the whole window from scratch at least this often (see ``DeltaConfig``).
+    full_read_every_s: float = Field(default=6 * 3600.0, gt=0)
     delta_every_s: float = Field(default=1.0, gt=0)
 
     @property
@@ -40,6 +42,7 @@ class SyncWorkerSettings(ServiceSettings):
             window_back=timedelta(days=self.window_back_days),
             window_ahead=timedelta(days=self.window_ahead_days),
             periodic=timedelta(seconds=self.periodic_round_s),
+            rebase_after=timedelta(seconds=self.full_read_every_s),
             every_s=self.delta_every_s,
         )
 

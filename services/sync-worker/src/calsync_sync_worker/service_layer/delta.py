@@ -64,8 +64,9 @@ class DeltaConfig:
     #: A round at least this often per calendar, whatever notifications say (± jitter).
     periodic: timedelta = timedelta(minutes=15)
     jitter: float = 0.2
-    #: Read from scratch (a new window) when the window's start is older than this.
-    rebase_after: timedelta = timedelta(days=1)
+    #: Read from scratch (a new window) at least this often: it rebases the window and repairs
+    #: what delta never reported (Graph may omit a cancelled occurrence altogether).
+    rebase_after: timedelta = timedelta(hours=6)
     every_s: float = 1.0
     lease_s: float = 120.0
     batch: int = 10
