@@ -85,7 +85,8 @@ class SyncRepository:
             "INSERT INTO calendars (connection_id, calendar_id, wanted, paused)"
             " SELECT $1, c, true, c = ANY($3::text[]) FROM unnest($2::text[]) AS c"
             " ON CONFLICT (connection_id, calendar_id) DO UPDATE SET wanted = true,"
-            " paused = EXCLUDED.paused, subscription_due_at = now(), updated_at = now()",
+            " paused = EXCLUDED.paused, subscription_due_at = now(), next_round_at = now(),"
+            " updated_at = now()",
             p.connection_id,
             sorted(p.wanted),
             sorted(p.paused),

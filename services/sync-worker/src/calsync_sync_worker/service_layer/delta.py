@@ -29,7 +29,7 @@ from calsync_common.contracts.base import EventPayload
 from calsync_common.contracts.calendar_events import CalendarEventRemoved
 from calsync_common.contracts.sync_status import CalendarSyncStatus
 from calsync_common.ports import UnitOfWork
-from calsync_common.transient import INFRASTRUCTURE
+from calsync_common.transient import INFRASTRUCTURE, RetryLater
 from calsync_sync_worker.adapters.access_tokens import ConnectionTokenError
 from calsync_sync_worker.adapters.graph_client import (
     GraphClient,
@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 ROUNDS = Counter("calsync_delta_rounds_total", "Delta rounds", ["kind", "outcome"])
 ROUND_SECONDS = Histogram("calsync_delta_round_seconds", "Duration of a delta round", ["kind"])
 EVENTS = Counter("calsync_delta_events_total", "Calendar events published", ["type"])
+#: How long a calendar of an unusable connection waits when no snapshot wakes it earlier.
+PARKED = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -267,6 +269,10 @@ class DeltaRunner:
             "delta round failed; retried later, calendar marked stale",
             extra={"connection_id": str(w.connection_id), "error": error},
         )
+        # A connection the connector cannot use (gone, or needing a new sign-in) is not retried
+        # soon: its next snapshot re-plans the calendar (and makes a round due when resumed).
+        unusable = isinstance(exc, ConnectionTokenError) and not isinstance(exc, RetryLater)
+        retry = now + PARKED if unusable else retry_at(w.failures + 1, now, self._backoff)
         async with self._uow() as work:
             kept = await work.sync.finish_round(
                 self._owner,
@@ -275,7 +281,7 @@ class DeltaRunner:
                 window_start=w.window_start,
                 window_end=w.window_end,
                 synced_at=None,
-                next_round_at=retry_at(w.failures + 1, now, self._backoff),
+                next_round_at=retry,
                 failures=w.failures + 1,
                 error=error[:500],
             )
