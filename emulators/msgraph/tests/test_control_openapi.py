@@ -30,6 +30,8 @@ EXAMPLES = [
     ("get", "/_emulator/deliveries"),
     ("post", "/_emulator/subscriptions/sweep"),
     ("post", "/_emulator/users/{user}/revoke-sessions"),
+    ("put", "/_emulator/behaviour"),
+    ("get", "/_emulator/behaviour"),
     ("post", "/_emulator/reset"),
 ]
 

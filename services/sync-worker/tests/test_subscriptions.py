@@ -8,6 +8,7 @@ endpoint is played by ``FakeConnector`` handing out a token of a sandbox user si
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -104,13 +105,14 @@ class Rig:
         return [s for s in body["value"] if s["userId"] == self.user.user_id]
 
 
-@pytest.fixture
-async def rig(
+@contextlib.asynccontextmanager
+async def running_rig(
     infra: Any,
     fresh_database: str,
     graph_emulator: Emulator,
     signed_in: SignedIn,
     topic_prefix: str,
+    **overrides: Any,
 ) -> AsyncIterator[Rig]:
     connector = FakeConnector()
     connection_id = uuid.uuid4()
@@ -133,10 +135,23 @@ async def rig(
                 ca_bundle=graph_emulator.ca_path,
                 connector_url=str(fake_connector.make_url("")).rstrip("/"),
             ),
+            **overrides,
         )
         app = init_app(settings)
         async with TestServer(app, port=port):
             yield Rig(app, graph_emulator, signed_in, connection_id, http, fresh_database)
+
+
+@pytest.fixture
+async def rig(
+    infra: Any,
+    fresh_database: str,
+    graph_emulator: Emulator,
+    signed_in: SignedIn,
+    topic_prefix: str,
+) -> AsyncIterator[Rig]:
+    async with running_rig(infra, fresh_database, graph_emulator, signed_in, topic_prefix) as r:
+        yield r
 
 
 async def test_a_synced_calendar_gets_a_subscription_whose_notifications_reach_kafka(
@@ -434,3 +449,71 @@ async def test_delta_rounds_publish_the_calendar_as_it_is_and_follow_its_changes
     assert as_intervals(upserted_busy(await published(rig, default))) == await ground_truth(
         rig, default
     )
+
+
+@pytest.mark.parametrize("reported", ["removed", "omitted"])
+async def test_a_cancelled_occurrence_is_released_whether_graph_reports_it_or_not(
+    infra: Any,
+    fresh_database: str,
+    graph_emulator: Emulator,
+    signed_in: SignedIn,
+    topic_prefix: str,
+    reported: str,
+) -> None:
+    """Graph may send a cancelled occurrence as ``@removed`` or not at all (field reports); the
+    periodic full read repairs the second case (here every 2 s instead of 6 h)."""
+    async with running_rig(
+        infra,
+        fresh_database,
+        graph_emulator,
+        signed_in,
+        topic_prefix,
+        periodic_round_s=1.0,
+        full_read_every_s=2.0,
+    ) as rig:
+        calendars = await rig.graph("/me/calendars")
+        default = next(c["id"] for c in calendars["value"] if c["isDefaultCalendar"])
+        start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=30)
+        weekly = event_body("Standup", start, 1, "busy")
+        weekly["recurrence"] = {
+            "pattern": {
+                "type": "weekly",
+                "interval": 1,
+                "daysOfWeek": [start.strftime("%A").lower()],
+            },
+            "range": {
+                "type": "numbered",
+                "startDate": start.strftime("%Y-%m-%d"),
+                "numberOfOccurrences": 3,
+            },
+        }
+        events = f"/_emulator/users/{rig.user.user_id}/calendars/{default}/events"
+        master = await rig.control("POST", events, weekly)
+        await rig.snapshot(3, (default,))
+
+        async def series_synced() -> bool:
+            busy = upserted_busy(await published(rig, default))
+            return as_intervals(busy) == await ground_truth(rig, default) and len(busy) >= 3
+
+        await until(rig, series_synced)
+        await rig.control("PUT", "/_emulator/behaviour", {"cancelledOccurrencesInDelta": reported})
+        try:
+            occurrences = await rig.graph(
+                f"/me/events/{master['id']}/instances?startDateTime="
+                f"{start.strftime('%Y-%m-%dT%H:%M:%SZ')}&endDateTime="
+                f"{(start + timedelta(days=21)).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+            )
+            second = sorted(occurrences["value"], key=lambda o: o["start"]["dateTime"])[1]
+            await rig.control(
+                "DELETE", f"/_emulator/users/{rig.user.user_id}/events/{second['id']}"
+            )
+
+            async def released() -> bool:
+                busy = upserted_busy(await published(rig, default))
+                return as_intervals(busy) == await ground_truth(rig, default)
+
+            await until(rig, released)
+        finally:
+            await rig.control(
+                "PUT", "/_emulator/behaviour", {"cancelledOccurrencesInDelta": "removed"}
+            )

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from msgraph_emulator import seed
 from msgraph_emulator.appkeys import STATE as STATE
-from msgraph_emulator.control import identity_apps, identity_users, openapi, state_routes
+from msgraph_emulator.control import behaviour, identity_apps, identity_users, openapi, state_routes
 from msgraph_emulator.graph import me
 from msgraph_emulator.graph.errors import graph_errors
 from msgraph_emulator.graph.mailbox_routes import setup_mailboxes
@@ -41,6 +41,7 @@ def init_app(settings: EmulatorSettings, state: EmulatorState | None = None) -> 
     identity_users.setup_routes(app)
     identity_apps.setup_routes(app)
     state_routes.setup_routes(app)
+    behaviour.setup_routes(app)
     openapi.setup_routes(app)
     return app
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from msgraph_emulator.appkeys import state_of
 from msgraph_emulator.graph.calendar_view import query_value, window
 from msgraph_emulator.graph.calendars import calendar_of
 from msgraph_emulator.graph.errors import GraphError
@@ -64,7 +65,8 @@ async def calendar_view_delta(request: web.Request) -> web.StreamResponse:
         if state_calendar is not None:
             who.check_calendar(who.mailbox.calendar(state_calendar))
         try:
-            result = store.follow(who.mailbox, token, size)
+            omit = state_of(request).behaviour.omit_cancelled
+            result = store.follow(who.mailbox, token, size, omit_cancelled=omit)
         except MailboxError as err:
             if err.status != 410:
                 raise

@@ -2,10 +2,11 @@
 
 A first round snapshots every instance in the window; later rounds read the mailbox change log
 after the token's sequence number and report, per changed stored event, its current instances in
-the window plus ``@removed`` for instances the client held that are gone. A page holds all items
-of a series even when that exceeds the page size (Graph does not split a series across pages).
-Sync states live in a
-bounded LRU cache, like Outlook's delta token cache: an evicted or expired state answers 410.
+the window plus ``@removed`` for instances the client held that are gone (except cancelled
+occurrences under the ``cancelledOccurrencesInDelta: "omitted"`` behaviour: no item). A page
+holds all items of a series even when that exceeds the page size (Graph does not split a series
+across pages). Sync states live in a bounded LRU cache, like Outlook's delta token cache: an
+evicted or expired state answers 410.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from msgraph_emulator.mailbox import ids
 from msgraph_emulator.mailbox.errors import MailboxError
-from msgraph_emulator.mailbox.instances import event_in_window
-from msgraph_emulator.mailbox.model import Instance
+from msgraph_emulator.mailbox.instances import event_in_window, start_key
+from msgraph_emulator.mailbox.model import Event, Instance
 from msgraph_emulator.mailbox.store import Mailbox
 
 
@@ -46,6 +48,14 @@ def contiguous(items: list[DeltaItem]) -> list[DeltaItem]:
     for item in items:
         groups.setdefault(group_of(item), []).append(item)
     return [item for members in groups.values() for item in members]
+
+
+def is_cancelled(master: Event, item_id: str) -> bool:
+    """Whether ``item_id`` is an occurrence of ``master`` that has been cancelled."""
+    parsed = ids.parse_occurrence_id(item_id)
+    return (
+        parsed is not None and parsed[0] == master.id and start_key(parsed[1]) in master.cancelled
+    )
 
 
 @dataclass
@@ -151,8 +161,12 @@ class DeltaStore:
         state = self._states.get(token.state_id)
         return None if state is None or state.user_id != user_id else state.calendar_id
 
-    def follow(self, mb: Mailbox, token: Token, size: int) -> Page:
-        """Serve a page for a $skiptoken or the first page of the next round for a $deltatoken."""
+    def follow(self, mb: Mailbox, token: Token, size: int, *, omit_cancelled: bool = False) -> Page:
+        """Serve a page for a $skiptoken or the first page of the next round for a $deltatoken.
+
+        ``omit_cancelled``: a new round reports no item at all for occurrences cancelled since the
+        token (behaviour switch ``cancelledOccurrencesInDelta: "omitted"``) instead of ``@removed``.
+        """
         state = self._get(token, mb.user_id)
         if token.round_id:
             if token.round_id not in state.rounds:
@@ -160,9 +174,12 @@ class DeltaStore:
             return self._page(state, token.round_id, token.offset, size)
         if token.seq < mb.log_floor:
             raise sync_state_not_found()
-        return self._open_round(state, self._changes(mb, state, token.seq), mb.seq, size)
+        items = self._changes(mb, state, token.seq, omit_cancelled)
+        return self._open_round(state, items, mb.seq, size)
 
-    def _changes(self, mb: Mailbox, state: SyncState, since: int) -> list[DeltaItem]:
+    def _changes(
+        self, mb: Mailbox, state: SyncState, since: int, omit_cancelled: bool
+    ) -> list[DeltaItem]:
         changed = dict.fromkeys(
             e.event_id for e in mb.changes_since(since) if e.calendar_id == state.calendar_id
         )
@@ -176,6 +193,9 @@ class DeltaStore:
             gone = sorted(before - current)
             if not now and not before:
                 gone = [event_id]  # changed outside the window: Graph reports it as @removed
+            elif omit_cancelled and event is not None and event.cancelled:
+                # Field-reported Graph: a cancelled occurrence just stops being listed.
+                gone = [i for i in gone if not is_cancelled(event, i)]
             items.extend(Removed(i, event_id) for i in gone)
             items.extend(now)
             if current:
