@@ -23,7 +23,7 @@ from calsync_common.runtime import (
     postgres_ctx,
     publisher_ctx,
 )
-from calsync_connector.adapters.graph import GraphClient, ssl_context
+from calsync_connector.adapters.graph import GraphClient
 from calsync_connector.adapters.identity import MicrosoftIdentity
 from calsync_connector.adapters.repository import Freshness
 from calsync_connector.adapters.token_cipher import TokenCipher
@@ -73,7 +73,7 @@ def _services_ctx(settings: ConnectorSettings) -> CleanupCtx:
         timeout = aiohttp.ClientTimeout(total=settings.microsoft.timeout_s)
         async with aiohttp.ClientSession(
             timeout=timeout,
-            connector=aiohttp.TCPConnector(ssl=ssl_context(settings.microsoft)),
+            connector=aiohttp.TCPConnector(),
             trust_env=False,
         ) as session:
             graph = GraphClient(settings.microsoft, session)

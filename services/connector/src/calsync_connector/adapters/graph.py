@@ -39,11 +39,21 @@ class GraphClient:
     def __init__(self, settings: MicrosoftSettings, session: aiohttp.ClientSession) -> None:
         self._base = settings.graph_url.rstrip("/")
         self._session = session
+        self._settings = settings
+        # Built on first use: in the sandbox the emulator writes its CA when it starts, which
+        # may be after this process (a missing bundle then fails that request, not the start).
+        self._ssl: ssl.SSLContext | None = None
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = ssl_context(self._settings)
+        return self._ssl
 
     async def _get(self, token: str, path_or_url: str) -> dict[str, Any]:
         url = path_or_url if path_or_url.startswith("https://") else f"{self._base}{path_or_url}"
         try:
-            async with self._session.get(url, headers={"Authorization": f"Bearer {token}"}) as resp:
+            headers = {"Authorization": f"Bearer {token}"}
+            async with self._session.get(url, headers=headers, ssl=self._ssl_context()) as resp:
                 if resp.status == 429 or resp.status >= 500:
                     raise GraphUnavailable(f"graph answered {resp.status}")
                 body: dict[str, Any] = await resp.json(content_type=None)
@@ -51,7 +61,7 @@ class GraphClient:
                     error = body.get("error") or {}
                     raise GraphRefused(resp.status, str(error.get("code", "unknown")))
                 return body
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:  # OSError: no CA bundle yet
             raise GraphUnavailable(type(exc).__name__) from exc
 
     async def me(self, token: str) -> dict[str, Any]:

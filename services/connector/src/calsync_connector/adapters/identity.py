@@ -174,7 +174,7 @@ class MicrosoftIdentity:
     async def _call(self, fn: Callable[[], T]) -> T:
         try:
             result = await asyncio.to_thread(fn)
-        except requests.RequestException as exc:
+        except (requests.RequestException, OSError) as exc:  # OSError: no CA bundle yet
             raise IdentityUnavailable(type(exc).__name__) from exc
         except ValueError as exc:  # MSAL: state mismatch, malformed response
             raise IdentityError("invalid_response", None) from exc

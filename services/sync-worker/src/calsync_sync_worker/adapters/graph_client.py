@@ -119,9 +119,9 @@ class GraphClient:
         self._settings = settings
         self._session = session
         self._base = URL(settings.graph_url)
-        self._ssl: ssl.SSLContext | bool = (
-            settings.ssl_context() if self._base.scheme == "https" else True
-        )
+        # Built on first use: in the sandbox the emulator writes its CA when it starts, which
+        # may be after this process (a missing bundle then fails that request, not the start).
+        self._ssl_context: ssl.SSLContext | None = None
         self._timeout = aiohttp.ClientTimeout(
             total=settings.request_timeout_s, connect=settings.connect_timeout_s
         )
@@ -146,6 +146,13 @@ class GraphClient:
             refresh_margin_s=settings.token_refresh_margin_s,
             timeout_s=settings.token_timeout_s,
         )
+
+    def _ssl(self) -> ssl.SSLContext | bool:
+        if self._base.scheme != "https":
+            return True
+        if self._ssl_context is None:
+            self._ssl_context = self._settings.ssl_context()
+        return self._ssl_context
 
     async def close(self) -> None:
         """Cancel token fetches in flight (the session stays its owner's to close)."""
@@ -300,7 +307,7 @@ class GraphClient:
                 "client-request-id": request_id,
             },
             timeout=self._timeout,
-            ssl=self._ssl,
+            ssl=self._ssl(),
             allow_redirects=False,  # a redirect could carry the token to another host
         ) as resp:
             return _Reply(
