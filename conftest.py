@@ -27,6 +27,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from pythonjsonlogger.json import JsonFormatter
 
 from calsync_common.logging import NOISY_LOGGERS, TraceContextFilter, quiet_noisy_loggers
+from calsync_common.testing import GraphEmulator, running_graph_emulator
 
 
 @dataclass(frozen=True)
@@ -270,6 +271,14 @@ async def topic_prefix(infra: Infra) -> AsyncIterator[str]:
             await admin.delete_topics(ours)
     finally:
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+def graph_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphEmulator]:
+    """The Graph emulator as a real HTTPS process, sandbox seeded; one per session (tests isolate
+    themselves with new users and apps)."""
+    with running_graph_emulator(tmp_path_factory.mktemp("msgraph")) as emulator:
+        yield emulator
 
 
 @pytest.fixture

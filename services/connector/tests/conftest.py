@@ -9,15 +9,9 @@ fields to the connector's callback, as the browser would.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import ssl
-import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,6 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from calsync_common.settings import HttpSettings, PlatformSettings
+from calsync_common.testing import GraphEmulator
 from calsync_connector.adapters.identity import MicrosoftSettings
 from calsync_connector.adapters.token_cipher import TokenCipherSettings
 from calsync_connector.entrypoints.auth import AuthSettings, mint
@@ -34,61 +29,7 @@ from calsync_connector.settings import ConnectorSettings
 RETURN_URL = "http://localhost:3000/settings/calendars"
 
 
-@dataclass(frozen=True)
-class Emulator:
-    base_url: str
-    ca_path: Path
-
-    def ssl(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca_path))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def graph_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """``python -m msgraph_emulator`` on a free port, sandbox seeded; one per session."""
-    import subprocess
-    import time
-
-    data_dir = tmp_path_factory.mktemp("msgraph")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "MSGRAPH_EMU_PORT": str(port),
-        "MSGRAPH_EMU_DATA_DIR": str(data_dir),
-        # Every access token expires within MSAL's refresh margin: each use refreshes it.
-        "MSGRAPH_EMU_ACCESS_TOKEN_LIFETIME_S": os.environ.get("TEST_EMU_TOKEN_LIFETIME", "3600"),
-        "MSGRAPH_EMU_LOG_LEVEL": "WARNING",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "msgraph_emulator"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    emulator = Emulator(f"https://127.0.0.1:{port}", data_dir / "ca.pem")
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # readiness by polling, bounded
-            if proc.poll() is not None:
-                raise RuntimeError(f"emulator exited with {proc.returncode}")
-            if emulator.ca_path.exists():
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                        break
-                except OSError:
-                    pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("emulator did not start")
-            time.sleep(0.1)
-        yield emulator
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+Emulator = GraphEmulator  # the root conftest runs it (fixture ``graph_emulator``)
 
 
 @pytest.fixture

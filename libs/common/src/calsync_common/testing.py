@@ -1,14 +1,24 @@
 """Helpers for tests that drive the plumbing on real infrastructure (the services' tests too).
 
 ``eventually`` polls a condition with a deadline (readiness by polling, never by sleeping);
-``running`` runs a consumer runner for the duration of a block and stops it as the runtime does.
+``running`` runs a consumer runner for the duration of a block and stops it as the runtime does;
+``running_graph_emulator`` runs the Graph emulator as a real HTTPS process (the root conftest's
+session fixture ``graph_emulator``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from calsync_common.kafka.consumer import ConsumerRunner
@@ -45,3 +55,55 @@ async def running(runner: ConsumerRunner[Any]) -> AsyncIterator[asyncio.Task[Non
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await runner.close()
+
+
+@dataclass(frozen=True)
+class GraphEmulator:
+    """A running Graph emulator (``python -m msgraph_emulator``): where it is, what to trust."""
+
+    base_url: str
+    ca_path: Path
+
+    @property
+    def graph_url(self) -> str:
+        return f"{self.base_url}/v1.0"
+
+    def ssl(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_path))
+
+
+@contextlib.contextmanager
+def running_graph_emulator(data_dir: Path, timeout_s: float = 60) -> Iterator[GraphEmulator]:
+    """The emulator as a real HTTPS process on a free port, sandbox seeded; ready when its CA
+    exists and its port accepts connections (polled, never slept on)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = {
+        **os.environ,
+        "MSGRAPH_EMU_PORT": str(port),
+        "MSGRAPH_EMU_DATA_DIR": str(data_dir),
+        "MSGRAPH_EMU_LOG_LEVEL": "WARNING",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "msgraph_emulator"], env=env, stdout=subprocess.DEVNULL
+    )
+    emulator = GraphEmulator(f"https://127.0.0.1:{port}", data_dir / "ca.pem")
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"emulator exited with {proc.returncode}")
+            if emulator.ca_path.exists():
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                        break
+                except OSError:
+                    pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("emulator did not start")
+            time.sleep(0.1)
+        yield emulator
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
