@@ -6,26 +6,22 @@ from datetime import UTC, date, datetime, timedelta
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo, available_timezones
 
-import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from tzlocal.windows_tz import win_tz
 
-hypothesis = pytest.importorskip("hypothesis")
-
-from hypothesis import example, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from tzlocal.windows_tz import win_tz  # noqa: E402
-
-from calsync_common.contracts.calendar_events import (  # noqa: E402
+from calsync_common.contracts.calendar_events import (
     CalendarEventRemoved,
     CalendarEventUpserted,
 )
-from calsync_sync_worker.domain.normalize import SyncWindow, normalize_delta_items  # noqa: E402
-from calsync_sync_worker.domain.series import MappingMasterLookup  # noqa: E402
-from calsync_sync_worker.domain.time_zones import (  # noqa: E402
+from calsync_sync_worker.domain.normalize import SyncWindow, normalize_delta_items
+from calsync_sync_worker.domain.series import MappingMasterLookup
+from calsync_sync_worker.domain.time_zones import (
     instant_of,
     resolve_zone,
     start_of_day,
 )
-from calsync_sync_worker.domain.transaction_ids import (  # noqa: E402
+from calsync_sync_worker.domain.transaction_ids import (
     CALSYNC_TRANSACTION_PREFIX,
     booking_id_from_transaction_id,
     transaction_id_for_booking,

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,15 +19,16 @@ from typing import Any, Protocol
 import asyncpg
 from aiohttp import web
 
-from calsync_common.contracts.topics import CATALOGUE, Topic
+from calsync_common.contracts.topics import CATALOGUE, DEAD_LETTER, Topic
 from calsync_common.http.health import ReadinessCheck, setup_health_routes
 from calsync_common.http.problems import ProblemMapper, problem_middleware
 from calsync_common.kafka.admin import ensure_topics, topics_readiness
-from calsync_common.kafka.consumer import ConsumerRunner
+from calsync_common.kafka.consumer import ConsumerConfig, ConsumerRunner, Handler
+from calsync_common.kafka.consumer_types import W
 from calsync_common.kafka.producer import EventPublisher
 from calsync_common.logging import configure_logging
 from calsync_common.outbox.relay import OutboxRelay, RelayConfig
-from calsync_common.postgres import migrations
+from calsync_common.postgres import Connection, migrations
 from calsync_common.postgres.pool import open_pool, ping
 from calsync_common.settings import ServiceSettings
 from calsync_common.telemetry import setup_telemetry
@@ -187,6 +188,35 @@ def outbox_relay_ctx(
             await _stop(task)
 
     return ctx
+
+
+def catalogue_consumer(
+    app: web.Application,
+    settings: ServiceSettings,
+    *,
+    group_id: str,
+    topic: str,
+    handler: Handler[W],
+    bind: Callable[[Connection], W],
+    after_batch_applied: Callable[[], Awaitable[None]] | None = None,
+) -> ConsumerRunner[W]:
+    """A consumer of one catalogue topic, its dead letters on the catalogue's dead-letter topic,
+    both under the stack's topic prefix; on the app's pool and publisher."""
+    platform = settings.platform
+    config = ConsumerConfig(
+        group_id=group_id,
+        topics=[platform.topic(topic)],
+        dead_letter_topic=platform.topic(DEAD_LETTER.name),
+    )
+    return ConsumerRunner(
+        platform.kafka_bootstrap,
+        config,
+        app[POOL],
+        handler,
+        app[PUBLISHER],
+        bind=bind,
+        after_batch_applied=after_batch_applied,
+    )
 
 
 def consumer_ctx(

@@ -10,14 +10,14 @@ import aiohttp
 from aiohttp import web
 
 from calsync_common.contracts.sync_status import CalendarSyncStatus
-from calsync_common.contracts.topics import DEAD_LETTER, SYNC_STATUS
-from calsync_common.kafka.consumer import ConsumedEvent, ConsumerConfig, ConsumerRunner, Message
+from calsync_common.contracts.topics import SYNC_STATUS
+from calsync_common.kafka.consumer import ConsumedEvent, ConsumerRunner, Message
 from calsync_common.postgres.uow import PostgresUnitOfWork
 from calsync_common.runtime import (
     POOL,
-    PUBLISHER,
     CleanupCtx,
     background_ctx,
+    catalogue_consumer,
     consumer_ctx,
     outbox_relay_ctx,
     postgres_ctx,
@@ -123,19 +123,13 @@ def _freshness_consumer(
     settings: ConnectorSettings,
 ) -> Callable[[web.Application], ConsumerRunner[PostgresConnectorWork]]:
     def make(app: web.Application) -> ConsumerRunner[PostgresConnectorWork]:
-        uow = PostgresUnitOfWork(app[POOL], SOURCE, PostgresConnectorWork)
-        config = ConsumerConfig(
+        return catalogue_consumer(
+            app,
+            settings,
             group_id="calsync-connector.sync-status",
-            topics=[settings.platform.topic(SYNC_STATUS.name)],
-            dead_letter_topic=settings.platform.topic(DEAD_LETTER.name),
-        )
-        return ConsumerRunner(
-            settings.platform.kafka_bootstrap,
-            config,
-            app[POOL],
-            _record_freshness,
-            app[PUBLISHER],
-            bind=uow.bind,
+            topic=SYNC_STATUS.name,
+            handler=_record_freshness,
+            bind=PostgresUnitOfWork(app[POOL], SOURCE, PostgresConnectorWork).bind,
         )
 
     return make

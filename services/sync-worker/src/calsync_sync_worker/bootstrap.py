@@ -10,14 +10,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from calsync_common.contracts.topics import CONNECTIONS, DEAD_LETTER, GRAPH_NOTIFICATIONS
-from calsync_common.kafka.consumer import ConsumerConfig, ConsumerRunner
+from calsync_common.contracts.topics import CONNECTIONS, GRAPH_NOTIFICATIONS
+from calsync_common.kafka.consumer import ConsumerRunner
 from calsync_common.postgres.uow import PostgresUnitOfWork
 from calsync_common.runtime import (
     POOL,
     PUBLISHER,
     CleanupCtx,
     background_ctx,
+    catalogue_consumer,
     consumer_ctx,
     outbox_relay_ctx,
     postgres_ctx,
@@ -58,19 +59,13 @@ def bootstrap(app: web.Application, settings: SyncWorkerSettings) -> None:
     app.cleanup_ctx.append(_webhooks_ctx(settings))
 
     def connections_runner(a: web.Application) -> ConsumerRunner[SyncWork]:
-        uow = PostgresUnitOfWork(a[POOL], SOURCE, SyncWork)
-        config = ConsumerConfig(
+        return catalogue_consumer(
+            a,
+            settings,
             group_id="calsync-sync-worker.connections",
-            topics=[settings.platform.topic(CONNECTIONS.name)],
-            dead_letter_topic=settings.platform.topic(DEAD_LETTER.name),
-        )
-        return ConsumerRunner(
-            settings.platform.kafka_bootstrap,
-            config,
-            a[POOL],
-            on_connection,
-            a[PUBLISHER],
-            bind=uow.bind,
+            topic=CONNECTIONS.name,
+            handler=on_connection,
+            bind=PostgresUnitOfWork(a[POOL], SOURCE, SyncWork).bind,
         )
 
     app.cleanup_ctx.append(consumer_ctx(CONNECTIONS_CONSUMER, connections_runner))
@@ -106,24 +101,17 @@ def bootstrap(app: web.Application, settings: SyncWorkerSettings) -> None:
     app.cleanup_ctx.append(background_ctx("delta rounds", delta))
 
     def notifications_runner(a: web.Application) -> ConsumerRunner[SyncWork]:
-        uow = PostgresUnitOfWork(a[POOL], SOURCE, SyncWork)
-        config = ConsumerConfig(
-            group_id="calsync-sync-worker.notifications",
-            topics=[settings.platform.topic(GRAPH_NOTIFICATIONS.name)],
-            dead_letter_topic=settings.platform.topic(DEAD_LETTER.name),
-        )
-
         async def wake_after_commit() -> None:  # the rounds made due are committed now
             a[DELTA].wake()
             a[SUBSCRIPTIONS].wake()
 
-        return ConsumerRunner(
-            settings.platform.kafka_bootstrap,
-            config,
-            a[POOL],
-            on_notification,
-            a[PUBLISHER],
-            bind=uow.bind,
+        return catalogue_consumer(
+            a,
+            settings,
+            group_id="calsync-sync-worker.notifications",
+            topic=GRAPH_NOTIFICATIONS.name,
+            handler=on_notification,
+            bind=PostgresUnitOfWork(a[POOL], SOURCE, SyncWork).bind,
             after_batch_applied=wake_after_commit,
         )
 

@@ -118,7 +118,8 @@ class ConsumerRunner(Generic[W]):
         self.handler = handler
         self.bind = bind
         self.dead_letters = dead_letters
-        # Test seam: runs between the database commit and the Kafka commit.
+        # Runs between the database commit and the Kafka commit (what the batch changed is
+        # visible to others now): wakes in-process workers; tests use it to die right there.
         self._after_batch_applied = after_batch_applied
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,

@@ -9,15 +9,13 @@ each row is deleted, and tombstoned, exactly once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from calsync_common.contracts.topics import CONNECTIONS
-from calsync_common.transient import INFRASTRUCTURE
+from calsync_common.loops import RoundLoop
 from calsync_connector.service_layer.unit_of_work import ConnectorUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -30,26 +28,19 @@ class JanitorConfig:
     batch: int = 100
 
 
-class Janitor:
+class Janitor(RoundLoop):
     def __init__(
         self, uow: ConnectorUnitOfWork, config: JanitorConfig, clock: Callable[[], datetime]
     ) -> None:
+        # A sweep finishes its own batches: the loop only waits between sweeps.
+        super().__init__("clean-up", every_s=config.every.total_seconds(), batch=1)
         self._uow = uow
         self._config = config
         self._clock = clock
-        self._stopping = asyncio.Event()
 
-    def request_stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.sweep()
-            except INFRASTRUCTURE as exc:
-                log.warning("clean-up round failed", extra={"error": type(exc).__name__})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._config.every.total_seconds())
+    async def round(self) -> int:
+        await self.sweep()
+        return 0
 
     async def sweep(self) -> tuple[int, int]:
         """(expired sign-ins deleted, connections erased) in this round."""

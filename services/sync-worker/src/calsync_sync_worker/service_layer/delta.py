@@ -13,7 +13,6 @@ bursts and reordering coalesce), and every calendar gets a round at least every 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -28,8 +27,9 @@ from prometheus_client import Counter, Histogram
 from calsync_common.contracts.base import EventPayload
 from calsync_common.contracts.calendar_events import CalendarEventRemoved
 from calsync_common.contracts.sync_status import CalendarSyncStatus
+from calsync_common.loops import RoundLoop
 from calsync_common.ports import UnitOfWork
-from calsync_common.transient import INFRASTRUCTURE, RetryLater
+from calsync_common.transient import RetryLater
 from calsync_sync_worker.adapters.access_tokens import ConnectionTokenError
 from calsync_sync_worker.adapters.graph_client import (
     GraphClient,
@@ -82,7 +82,7 @@ class _Read:
     full: bool
 
 
-class DeltaRunner:
+class DeltaRunner(RoundLoop):
     def __init__(
         self,
         uow: UnitOfWork[SyncWork],
@@ -93,34 +93,14 @@ class DeltaRunner:
         config: DeltaConfig | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        self._config = config or DeltaConfig()
+        super().__init__("delta", every_s=self._config.every_s, batch=self._config.batch)
         self._uow = uow
         self._graph = graph
         self._clock = clock
         self._owner = owner
-        self._config = config or DeltaConfig()
         self._rng = rng or random.Random()  # noqa: S311 (jitter)
         self._backoff = Policy(backoff=timedelta(seconds=10), max_backoff=timedelta(minutes=10))
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def request_stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                handled = await self.round()
-            except INFRASTRUCTURE as exc:
-                log.warning("delta scheduling failed", extra={"error": type(exc).__name__})
-                handled = 0
-            if handled < self._config.batch:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._config.every_s)
-                self._wake.clear()
 
     async def round(self) -> int:
         async with self._uow() as work:

@@ -19,8 +19,8 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from calsync_common.loops import RoundLoop
 from calsync_common.ports import UnitOfWork
-from calsync_common.transient import INFRASTRUCTURE
 from calsync_sync_worker.adapters.access_tokens import ConnectionGone, ReauthRequired
 from calsync_sync_worker.adapters.graph_client import GraphClient, GraphError, GraphNotFound
 from calsync_sync_worker.adapters.repository import ClaimedCalendar, SubscriptionRecord
@@ -50,7 +50,7 @@ class WebhookUrls:
     lifecycle: str
 
 
-class SubscriptionManager:
+class SubscriptionManager(RoundLoop):
     def __init__(
         self,
         uow: UnitOfWork[SyncWork],
@@ -64,42 +64,20 @@ class SubscriptionManager:
         lease_s: float = 60.0,
         batch: int = 20,
     ) -> None:
+        super().__init__("subscription upkeep", every_s=every_s, batch=batch)
         self._uow = uow
         self._graph = graph
         self._urls = urls
         self._clock = clock
         self._owner = owner
         self._policy = policy or Policy()
-        self._every_s = every_s
         self._lease_s = lease_s
-        self._batch = batch
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def request_stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                handled = await self.round()
-            except INFRASTRUCTURE as exc:
-                log.warning("subscription round failed", extra={"error": type(exc).__name__})
-                handled = 0
-            if handled < self._batch:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._every_s)
-                self._wake.clear()
 
     async def round(self) -> int:
         """Lease due calendars and act on each; the number handled."""
         async with self._uow() as work:
             claimed = await work.sync.claim_subscription_work(
-                self._owner, self._lease_s, self._batch
+                self._owner, self._lease_s, self.batch
             )
         await asyncio.gather(*(self._handle(c) for c in claimed))
         return len(claimed)

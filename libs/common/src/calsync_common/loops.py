@@ -1,0 +1,49 @@
+"""A background job that works in rounds: the shape of the services' schedulers and sweepers.
+
+``run()`` calls ``round()`` until stopped: at once again when a round was full (``batch`` items
+handled), else after ``every_s`` or as soon as someone calls ``wake()``. An infrastructure error
+(a database or broker away) is logged and retried on the next round; anything else is a bug and
+ends the loop (the runtime then declares the process unhealthy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from calsync_common.transient import INFRASTRUCTURE
+
+log = logging.getLogger(__name__)
+
+
+class RoundLoop:
+    def __init__(self, name: str, *, every_s: float, batch: int) -> None:
+        self.name = name
+        self.every_s = every_s
+        self.batch = batch
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def round(self) -> int:
+        """Do one round of work; the number of items handled."""
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                handled = await self.round()
+            except INFRASTRUCTURE as exc:
+                log.warning(f"{self.name} round failed", extra={"error": type(exc).__name__})
+                handled = 0
+            if handled < self.batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.every_s)
+                self._wake.clear()
