@@ -53,8 +53,8 @@ import asyncpg
 import msal
 import requests
 
+from calsync_common.http.auth import AuthSettings, mint
 from calsync_connector.adapters.token_cipher import Sealed, TokenCipher, TokenCipherSettings
-from calsync_connector.entrypoints.auth import AuthSettings, mint
 from calsync_connector.service_layer.connect import token_context
 
 RETURN_URL = "http://localhost:3000/settings/calendars"

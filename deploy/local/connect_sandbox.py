@@ -21,7 +21,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from calsync_connector.entrypoints.auth import AuthSettings, mint
+from calsync_common.http.auth import AuthSettings, mint
 
 CONNECTOR = "http://127.0.0.1:8081"
 CA = Path(".run/msgraph/ca.pem")

@@ -18,11 +18,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from calsync_common.http.auth import AuthSettings, mint
 from calsync_common.settings import HttpSettings, PlatformSettings
 from calsync_common.testing import GraphEmulator
 from calsync_connector.adapters.identity import MicrosoftSettings
 from calsync_connector.adapters.token_cipher import TokenCipherSettings
-from calsync_connector.entrypoints.auth import AuthSettings, mint
 from calsync_connector.entrypoints.http import init_app
 from calsync_connector.settings import ConnectorSettings
 

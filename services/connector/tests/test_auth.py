@@ -18,9 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from multidict import CIMultiDict
 from pydantic import SecretStr, ValidationError
 
-from calsync_common.http.problems import PROBLEM_JSON, Problem, problem_middleware
-from calsync_common.settings import is_placeholder
-from calsync_connector.entrypoints.auth import (
+from calsync_common.http.auth import (
     AUTHENTICATOR,
     Authenticator,
     AuthSettings,
@@ -34,6 +32,8 @@ from calsync_connector.entrypoints.auth import (
     setup_auth,
     sub_account_caller,
 )
+from calsync_common.http.problems import PROBLEM_JSON, Problem, problem_middleware
+from calsync_common.settings import is_placeholder
 
 # 64 bytes: long enough for HS512 too, so signing the refused HS512 token does not warn.
 SECRET_1 = "k1-" + "a" * 61

@@ -38,10 +38,10 @@ from schemathesis.specs.openapi.checks import (
 )
 from yarl import URL
 
+from calsync_common.http.auth import mint
 from calsync_common.settings import HttpSettings
 from calsync_connector.domain.errors import ConnectorError
 from calsync_connector.entrypoints import openapi
-from calsync_connector.entrypoints.auth import mint
 from calsync_connector.entrypoints.http import init_app
 from calsync_connector.entrypoints.views import parse_if_match
 from calsync_connector.service_layer import connect

@@ -1,10 +1,16 @@
-"""Typed settings of the availability service (env prefix ``AVAILABILITY_``)."""
+"""Typed settings of the availability service (env prefix ``AVAILABILITY_``, nested with ``__``)."""
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from calsync_common.http.auth import AuthSettings
 from calsync_common.settings import HttpSettings, ServiceSettings
+
+
+def _development_auth() -> AuthSettings:
+    return AuthSettings.development(audience="calsync-availability")
 
 
 class AvailabilitySettings(ServiceSettings):
@@ -13,3 +19,5 @@ class AvailabilitySettings(ServiceSettings):
     )
 
     http: HttpSettings = HttpSettings(port=8083)
+    #: The connector's token rules, with this service's audience.
+    auth: AuthSettings = Field(default_factory=_development_auth)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from calsync_common.contracts.sync_status import CalendarSyncStatus
 from calsync_common.contracts.topics import SYNC_STATUS
+from calsync_common.http.auth import Authenticator, setup_auth
 from calsync_common.kafka.consumer import ConsumedEvent, ConsumerRunner, Message
 from calsync_common.postgres.uow import PostgresUnitOfWork
 from calsync_common.runtime import (
@@ -27,7 +28,6 @@ from calsync_connector.adapters.graph import GraphClient
 from calsync_connector.adapters.identity import MicrosoftIdentity
 from calsync_connector.adapters.repository import Freshness
 from calsync_connector.adapters.token_cipher import TokenCipher
-from calsync_connector.entrypoints.auth import Authenticator, setup_auth
 from calsync_connector.entrypoints.keys import CONNECT, CONNECTIONS, FRESHNESS, GRAPH, TOKENS
 from calsync_connector.service_layer.connect import ConnectConfig, ConnectService
 from calsync_connector.service_layer.connections import ConnectionsService

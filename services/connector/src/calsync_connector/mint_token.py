@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from calsync_common.http.auth import AuthSettings, mint
 from calsync_common.settings import PlatformSettings, is_placeholder
-from calsync_connector.entrypoints.auth import AuthSettings, mint
 
 
 class _Environment(BaseSettings):

@@ -12,10 +12,10 @@ from datetime import timedelta
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from calsync_common.http.auth import AuthSettings
 from calsync_common.settings import HttpSettings, ServiceSettings
 from calsync_connector.adapters.identity import MicrosoftSettings
 from calsync_connector.adapters.token_cipher import TokenCipherSettings
-from calsync_connector.entrypoints.auth import AuthSettings
 from calsync_connector.service_layer.janitor import JanitorConfig
 
 

@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, Field
 
 from calsync_common.contracts.base import EventPayload, register
+from calsync_common.contracts.calendar_events import EventId, ShowAs
 from calsync_common.contracts.topics import BOOKINGS
 
 
@@ -45,3 +46,22 @@ class BookingRescheduled(_BookingEvent):
 @register
 class BookingCancelled(_BookingEvent):
     event_type: ClassVar[str] = "dev.calsync.booking.cancelled.v1"
+
+
+@register
+class BookingConflictDetected(_BookingEvent):
+    """Blocking Outlook time arrived over a time this booking already holds (the person
+    double-booked themselves in Outlook). The booking stays; the conflict is reported, never
+    dropped. ``version`` is the booking's version when the conflict was found; the write-back
+    ignores this event."""
+
+    event_type: ClassVar[str] = "dev.calsync.booking.conflict_detected.v1"
+
+    start: AwareDatetime
+    end: AwareDatetime
+    connection_id: UUID
+    calendar_id: str
+    event_id: EventId
+    show_as: ShowAs
+    conflict_start: AwareDatetime
+    conflict_end: AwareDatetime

@@ -87,6 +87,48 @@ class CalendarEventRemoved(EventPayload):
         return calendar_key(self.connection_id, self.calendar_id)
 
 
+BookingEventChange = Literal["moved", "deleted"]
+
+
+@register
+class BookingEventChangedInOutlook(EventPayload):
+    """Two-way sync: the user moved or deleted, in Outlook, the event calsync wrote for a booking.
+
+    Published only for connections whose sync preference is ``two_way``, and only for changes
+    calsync did not make itself (its own reschedules and cancellations come back as echoes and
+    are not reported). ``booking_version`` is the version calsync last wrote, so a consumer can
+    tell a change to an outdated write from one to the current booking. ``moved`` carries the new
+    ``start`` and ``end``; ``deleted`` carries neither.
+    """
+
+    event_type: ClassVar[str] = "dev.calsync.calendar_event.booking_changed.v1"
+    topic: ClassVar[str] = CALENDAR_EVENTS.name
+
+    connection_id: UUID
+    calendar_id: str
+    event_id: EventId
+    booking_id: UUID
+    booking_version: int = Field(ge=1)
+    change: BookingEventChange
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    observed_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _times_match_change(self) -> BookingEventChangedInOutlook:
+        if self.change == "moved":
+            if self.start is None or self.end is None:
+                raise ValueError("a moved event carries start and end")
+            if self.end < self.start:
+                raise ValueError("end must not be before start")
+        elif self.start is not None or self.end is not None:
+            raise ValueError("a deleted event carries no times")
+        return self
+
+    def partition_key(self) -> str:
+        return calendar_key(self.connection_id, self.calendar_id)
+
+
 class _CalendarResyncEvent(EventPayload):
     """Fields every event of a resync carries: the calendar (the key) and the resync's id."""
 

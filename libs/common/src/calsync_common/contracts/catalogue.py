@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from calsync_common.contracts import (  # noqa: F401  (imported for their @register side effect)
+    booking_writebacks,
     bookings,
     calendar_events,
     connections,

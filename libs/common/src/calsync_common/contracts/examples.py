@@ -6,8 +6,15 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from calsync_common.contracts.base import EventPayload
-from calsync_common.contracts.bookings import BookingCancelled, BookingConfirmed, BookingRescheduled
+from calsync_common.contracts.booking_writebacks import BookingWriteBackRecorded
+from calsync_common.contracts.bookings import (
+    BookingCancelled,
+    BookingConfirmed,
+    BookingConflictDetected,
+    BookingRescheduled,
+)
 from calsync_common.contracts.calendar_events import (
+    BookingEventChangedInOutlook,
     CalendarEventRemoved,
     CalendarEventUpserted,
     CalendarResyncCompleted,
@@ -89,6 +96,37 @@ def examples() -> list[EventPayload]:
         BookingConfirmed(**booking, start=NOW, end=NOW + timedelta(minutes=30), title="Intro call"),
         BookingRescheduled(**booking, start=NOW, end=NOW + timedelta(minutes=45)),
         BookingCancelled(**booking),
+        BookingConflictDetected(
+            **booking,
+            start=NOW,
+            end=NOW + timedelta(minutes=30),
+            connection_id=CONN,
+            calendar_id="AAMkAD-other",
+            event_id="AAMkAD-e9",
+            show_as="busy",
+            conflict_start=NOW + timedelta(minutes=15),
+            conflict_end=NOW + timedelta(hours=1),
+        ),
+        BookingWriteBackRecorded(
+            booking_id=BOOKING,
+            booking_version=1,
+            outcome="written",
+            connection_id=CONN,
+            calendar_id="AAMkAD-linked",
+            event_id="AAMkAD-booked",
+            occurred_at=NOW,
+        ),
+        BookingEventChangedInOutlook(
+            connection_id=CONN,
+            calendar_id="AAMkAD-linked",
+            event_id="AAMkAD-booked",
+            booking_id=BOOKING,
+            booking_version=1,
+            change="moved",
+            start=NOW + timedelta(hours=2),
+            end=NOW + timedelta(hours=2, minutes=30),
+            observed_at=NOW,
+        ),
         CalendarSyncStatus(
             connection_id=CONN,
             calendar_id="AAMkAD-linked",

@@ -79,6 +79,19 @@ BOOKINGS = Topic(
     producers=("availability",),
     consumers=("sync-worker (write-back to the Linked Calendar)",),
 )
+BOOKING_WRITEBACKS = Topic(
+    name="calsync.booking-writebacks.v1",
+    summary=(
+        "What became of each booking version in the Linked Calendar (written, removed, failed "
+        "with a reason, or skipped because there is nowhere to write), ordered per booking."
+    ),
+    key="booking_id",
+    partitions=3,
+    cleanup="delete",
+    retention_ms=30 * DAY_MS,
+    producers=("sync-worker",),
+    consumers=("availability",),
+)
 SYNC_STATUS = Topic(
     name="calsync.sync-status.v1",
     summary="Sync freshness of each synced calendar (compacted: the latest status per calendar).",
@@ -108,6 +121,7 @@ CATALOGUE: tuple[Topic, ...] = (
     GRAPH_NOTIFICATIONS,
     CALENDAR_EVENTS,
     BOOKINGS,
+    BOOKING_WRITEBACKS,
     SYNC_STATUS,
     DEAD_LETTER,
 )

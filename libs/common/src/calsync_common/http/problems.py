@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from pydantic import BaseModel, ValidationError
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -124,6 +125,27 @@ async def read_json(request: web.Request) -> Any:
     if _has_nul(body):
         raise Problem(400, "invalid_characters", "The request contains a NUL character")
     return body
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    """The JSON body validated as ``model``, or 422 ``invalid_request`` listing each field error.
+
+    Errors never echo the input (it may hold secrets) nor pydantic's documentation URLs.
+    """
+    raw = await read_json(request)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            for e in exc.errors(include_input=False, include_url=False)
+        ]
+        raise Problem(
+            422, "invalid_request", "The request body is not valid", errors=errors
+        ) from None
 
 
 def _refuse_nul(request: web.Request) -> None:

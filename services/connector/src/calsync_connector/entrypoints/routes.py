@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
-from calsync_common.http.problems import Problem, read_json
+from calsync_common.http import auth
+from calsync_common.http.problems import read_body
 from calsync_connector.domain.errors import ConnectionNotFound
 from calsync_connector.domain.model import Connection
-from calsync_connector.entrypoints import auth, openapi
+from calsync_connector.entrypoints import openapi
 from calsync_connector.entrypoints.keys import CONNECT, CONNECTIONS, GRAPH, TOKENS
 from calsync_connector.entrypoints.views import (
     SettingsBody,
@@ -39,23 +39,6 @@ def _connection_id(request: web.Request) -> UUID:
         raise ConnectionNotFound() from None  # not an id of ours: as unknown as any other
 
 
-M = TypeVar("M", bound=BaseModel)
-
-
-async def _body(request: web.Request, model: type[M]) -> M:
-    raw = await read_json(request)
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-            for e in exc.errors(include_input=False, include_url=False)
-        ]
-        raise Problem(
-            422, "invalid_request", "The request body is not valid", errors=errors
-        ) from None
-
-
 def _json(
     view: ConnectionView, *, status: int = 200, extra: dict[str, Any] | None = None
 ) -> web.Response:
@@ -67,7 +50,7 @@ def _json(
 
 async def start_connect(request: web.Request) -> web.Response:
     sub_account_id = _sub_account(request)
-    body = await _body(request, StartConnectBody)
+    body = await read_body(request, StartConnectBody)
     started = await request.app[CONNECT].start(
         sub_account_id, request.match_info["user_id"], body.return_url
     )
@@ -106,7 +89,7 @@ async def get_connection(request: web.Request) -> web.Response:
 async def put_settings(request: web.Request) -> web.Response:
     sub_account_id = _sub_account(request)
     connection_id = _connection_id(request)
-    body = await _body(request, SettingsBody)
+    body = await read_body(request, SettingsBody)
     service = request.app[CONNECTIONS]
     change = await service.change_settings(
         sub_account_id,

@@ -1,4 +1,7 @@
-"""Who is calling the connector, and may they: bearer JWTs (HS256) checked at the HTTP edge.
+"""Who is calling a service, and may they: bearer JWTs (HS256) checked at the HTTP edge.
+
+Shared by every service with a public API (the connector, the availability service): one set
+of token rules, each service with its own ``audience``.
 
 Two kinds of token, told apart by one claim (exactly one of them must be present):
 
@@ -28,7 +31,7 @@ _REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 
 
 class AuthSettings(BaseModel):
-    """Verification keys and token rules (``CONNECTOR_AUTH__*`` in the connector's settings)."""
+    """Verification keys and token rules (``<SERVICE>_AUTH__*`` in a service's settings)."""
 
     # Validation errors must not print the secrets they were given.
     model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
@@ -61,10 +64,10 @@ class AuthSettings(BaseModel):
         return self
 
     @classmethod
-    def development(cls) -> AuthSettings:
+    def development(cls, audience: str = "calsync-connector") -> AuthSettings:
         """A well-known key for local use: the settings base refuses it outside development."""
         key = SecretStr("insecure-development-key-do-not-use-outside-development")
-        return cls(keys={"development": key}, signing_key_id="development")
+        return cls(keys={"development": key}, signing_key_id="development", audience=audience)
 
 
 @dataclass(frozen=True)
@@ -234,7 +237,7 @@ def mint(
     lifetime_s: int = 3600,
     now: datetime | None = None,
 ) -> str:
-    """A token the connector accepts, signed with ``settings.signing_key_id`` (tools and tests)."""
+    """A token the service of ``settings`` accepts, signed with its ``signing_key_id``."""
     if (sub_account_id is None) == (service is None):
         raise ValueError("give exactly one of sub_account_id and service")
     if not subject or not (sub_account_id or service):

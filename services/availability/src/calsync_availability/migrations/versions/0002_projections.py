@@ -1,0 +1,21 @@
+"""Projections of the connections, calendar-events and sync-status topics.
+
+Revision ID: availability_0002
+Revises: availability_0001
+Create Date: 2026-12-01
+"""
+
+from alembic import op
+
+revision = "availability_0002"
+down_revision = "availability_0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("SELECT 1")  # filled in by the issue 9 work
+
+
+def downgrade() -> None:
+    raise NotImplementedError("forward-only migrations")
