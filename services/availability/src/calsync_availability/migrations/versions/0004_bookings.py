@@ -14,7 +14,29 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute("SELECT 1")  # filled in by the issue 9 work
+    # The core every part of the service relies on (the projection's conflict detection reads it);
+    # the bookings work adds its columns, idempotency keys and the rest below.
+    op.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
+    op.execute(
+        """
+        CREATE TABLE bookings (
+            booking_id          uuid        PRIMARY KEY,
+            sub_account_id      text        NOT NULL,
+            booking_calendar_id text        NOT NULL,
+            user_id             text        NOT NULL,
+            during              tstzrange   NOT NULL CHECK (NOT isempty(during)),
+            status              text        NOT NULL CHECK (status IN ('confirmed', 'cancelled')),
+            version             integer     NOT NULL CHECK (version >= 1),
+            title               text        NOT NULL,
+            created_at          timestamptz NOT NULL DEFAULT now(),
+            updated_at          timestamptz NOT NULL DEFAULT now(),
+            -- The hard guarantee: no two confirmed bookings of one member overlap.
+            CONSTRAINT bookings_no_overlap EXCLUDE USING gist (
+                sub_account_id WITH =, user_id WITH =, during WITH &&
+            ) WHERE (status = 'confirmed')
+        )
+        """
+    )
 
 
 def downgrade() -> None:
