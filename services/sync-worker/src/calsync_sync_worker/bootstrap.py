@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from calsync_common.contracts.topics import CONNECTIONS, GRAPH_NOTIFICATIONS
+from calsync_common.contracts.topics import BOOKINGS, CONNECTIONS, GRAPH_NOTIFICATIONS
 from calsync_common.kafka.consumer import ConsumerRunner
 from calsync_common.postgres.uow import PostgresUnitOfWork
 from calsync_common.runtime import (
@@ -32,6 +32,8 @@ from calsync_sync_worker.entrypoints.keys import (
     NOTIFICATIONS_CONSUMER,
     SUBSCRIPTIONS,
     WEBHOOKS,
+    WRITE_BACK,
+    WRITE_BACK_CONSUMER,
 )
 from calsync_sync_worker.entrypoints.webhooks import GraphWebhooks, SubscriptionTargets
 from calsync_sync_worker.service_layer.connections import on_connection
@@ -39,6 +41,7 @@ from calsync_sync_worker.service_layer.delta import DeltaRunner
 from calsync_sync_worker.service_layer.notifications import on_notification
 from calsync_sync_worker.service_layer.subscriptions import SubscriptionManager, WebhookUrls
 from calsync_sync_worker.service_layer.unit_of_work import SyncWork
+from calsync_sync_worker.service_layer.write_back import WriteBackRunner, on_booking
 from calsync_sync_worker.settings import SyncWorkerSettings
 
 SERVICE = "sync-worker"
@@ -116,6 +119,35 @@ def bootstrap(app: web.Application, settings: SyncWorkerSettings) -> None:
         )
 
     app.cleanup_ctx.append(consumer_ctx(NOTIFICATIONS_CONSUMER, notifications_runner))
+
+    def write_back(a: web.Application) -> WriteBackRunner:
+        runner = WriteBackRunner(
+            PostgresUnitOfWork(a[POOL], SOURCE, SyncWork),
+            a[GRAPH],
+            utc_now,
+            owner=replica_id(),
+            config=settings.write_back,
+        )
+        a[WRITE_BACK] = runner
+        return runner
+
+    app.cleanup_ctx.append(background_ctx("write-back", write_back))
+
+    def bookings_runner(a: web.Application) -> ConsumerRunner[SyncWork]:
+        async def wake_after_commit() -> None:  # the writes made due are committed now
+            a[WRITE_BACK].wake()
+
+        return catalogue_consumer(
+            a,
+            settings,
+            group_id="calsync-sync-worker.bookings",
+            topic=BOOKINGS.name,
+            handler=on_booking,
+            bind=PostgresUnitOfWork(a[POOL], SOURCE, SyncWork).bind,
+            after_batch_applied=wake_after_commit,
+        )
+
+    app.cleanup_ctx.append(consumer_ctx(WRITE_BACK_CONSUMER, bookings_runner))
 
 
 def utc_now() -> datetime:

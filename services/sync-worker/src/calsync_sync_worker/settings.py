@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 from calsync_common.settings import HttpSettings, ServiceSettings
 from calsync_sync_worker.adapters.graph_client import GraphClientSettings
 from calsync_sync_worker.service_layer.delta import DeltaConfig
+from calsync_sync_worker.service_layer.write_back import WriteBackConfig
 
 
 class SyncWorkerSettings(ServiceSettings):
@@ -35,6 +36,17 @@ class SyncWorkerSettings(ServiceSettings):
     #: A read of the whole window from scratch at least this often (see ``DeltaConfig``).
     full_read_every_s: float = Field(default=6 * 3600.0, gt=0)
     delta_every_s: float = Field(default=1.0, gt=0)
+    #: A replica's hold on a calendar's round: a replica killed mid-round has its calendars
+    #: taken over once this passes, so it stays under the minute that scaling out promises.
+    delta_lease_s: float = Field(default=45.0, gt=0)
+
+    #: Write-back of bookings: how often a replica looks for due writes, and its lease on one.
+    write_back_every_s: float = Field(default=1.0, gt=0)
+    write_back_lease_s: float = Field(default=45.0, gt=0)
+
+    @property
+    def write_back(self) -> WriteBackConfig:
+        return WriteBackConfig(every_s=self.write_back_every_s, lease_s=self.write_back_lease_s)
 
     @property
     def delta(self) -> DeltaConfig:
@@ -44,6 +56,7 @@ class SyncWorkerSettings(ServiceSettings):
             periodic=timedelta(seconds=self.periodic_round_s),
             rebase_after=timedelta(seconds=self.full_read_every_s),
             every_s=self.delta_every_s,
+            lease_s=self.delta_lease_s,
         )
 
     @property

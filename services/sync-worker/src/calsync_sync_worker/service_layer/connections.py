@@ -31,3 +31,5 @@ async def on_connection(work: SyncWork, message: Message) -> None:
         return
     if await work.sync.apply_snapshot(snapshot):
         await work.sync.apply_plan(plan(snapshot))
+        # Writes parked for want of a usable connection or Linked Calendar may go through now.
+        await work.write_back.wake_member(snapshot.sub_account_id, snapshot.user_id)

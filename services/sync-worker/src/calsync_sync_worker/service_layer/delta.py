@@ -49,6 +49,7 @@ from calsync_sync_worker.domain.normalize import (
 from calsync_sync_worker.domain.series import MappingMasterLookup, missing_master_ids
 from calsync_sync_worker.domain.subscriptions import Policy, retry_at
 from calsync_sync_worker.domain.time_zones import UnknownTimeZone
+from calsync_sync_worker.service_layer.two_way import booking_changes
 from calsync_sync_worker.service_layer.unit_of_work import SyncWork
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class DeltaRunner(RoundLoop):
             ROUNDS.labels(kind, "failed").inc()
             return
         try:
-            await self._commit(w, read, events, started)
+            await self._commit(w, read, batch, events, started)
         except _LeaseLost:
             log.warning("delta round outlived its lease; another replica redoes it")
             ROUNDS.labels(kind, "lease_lost").inc()
@@ -145,10 +146,24 @@ class DeltaRunner(RoundLoop):
         ROUND_SECONDS.labels(kind).observe((self._clock() - started).total_seconds())
 
     async def _commit(
-        self, w: RoundWork, read: _Read, events: list[EventPayload], started: datetime
+        self,
+        w: RoundWork,
+        read: _Read,
+        batch: NormalizedBatch,
+        events: list[EventPayload],
+        started: datetime,
     ) -> None:
-        """The round's events and its new delta link: one transaction, or nothing."""
+        """The round's events and its new delta link: one transaction, or nothing. Changes
+        users made to calsync's own events follow the round's records (two-way sync)."""
         async with self._uow() as work:
+            events = events + await booking_changes(
+                work,
+                connection_id=w.connection_id,
+                calendar_id=w.calendar_id,
+                records=batch.events,
+                full_read=read.window if read.full else None,
+                observed_at=started,
+            )
             for event in events:
                 await work.outbox.add(event)
             kept = await work.sync.finish_round(
