@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from msgraph_emulator.notify.limits import MailboxLimiter
@@ -146,6 +149,32 @@ async def test_throttling_can_be_switched_off_and_errors_injected(
     await client.delete(f"/_emulator/faults/users/{user.id}")
     assert (await client.post("/_emulator/faults/throttling/reset")).status == 204
     assert (await client.get("/v1.0/subscriptions", headers=headers)).status == 200
+
+
+@pytest.mark.parametrize(
+    ("form", "seconds", "expected"),
+    [("seconds", 1.2, "2"), ("fractional", 0.25, "0.25"), ("http-date", 2, "GMT")],
+)
+async def test_injected_throttling_says_retry_after_in_each_form_graph_uses(
+    client: Client, auth_headers: Any, form: str, seconds: float, expected: str
+) -> None:
+    user, headers = auth_headers()
+    await client.put(
+        f"/_emulator/faults/users/{user.id}",
+        json={"throttle_rate": 1.0, "retry_after_s": seconds, "retry_after_form": form},
+    )
+    resp = await client.get("/v1.0/subscriptions", headers=headers)
+    assert resp.status == 429
+    assert (await resp.json())["error"]["code"] == "TooManyRequests"
+    value = resp.headers["Retry-After"]
+    if form == "http-date":
+        at = parsedate_to_datetime(value)
+        assert value.endswith(" GMT")
+        assert timedelta(0) < at - datetime.now(UTC) <= timedelta(seconds=seconds + 1)
+    else:
+        assert value == expected
+    bad = await client.put("/_emulator/faults", json={"retry_after_form": "minutes"})
+    assert bad.status == 400
 
 
 async def test_unauthenticated_requests_are_not_counted(

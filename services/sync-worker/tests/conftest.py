@@ -5,11 +5,13 @@ fixture ``graph_emulator``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from typing import Any
 
 import jwt
 import msal
@@ -120,9 +122,10 @@ class _Form(HTMLParser):
             self.fields[str(a["name"])] = a.get("value") or ""
 
 
-@pytest.fixture(scope="module")
-def signed_in(graph_emulator: Emulator) -> Iterator[SignedIn]:
-    """A new sandbox user, signed in through MSAL with the sandbox app: a real access token."""
+@contextlib.contextmanager
+def sign_in(graph_emulator: Emulator, **user: Any) -> Iterator[SignedIn]:
+    """A new sandbox user (``user``: extra fields such as ``timeZone``), signed in through MSAL
+    with the sandbox app: a real access token."""
     with pytest.MonkeyPatch.context() as mp:
         # requests lets these override ``verify`` (MSAL's session too): the emulator's CA only.
         mp.delenv("REQUESTS_CA_BUNDLE", raising=False)
@@ -141,10 +144,15 @@ def signed_in(graph_emulator: Emulator) -> Iterator[SignedIn]:
             upn = f"gc{name}@fabrikam.example"
             resp = http.post(
                 f"{graph_emulator.base_url}/_emulator/users",
-                json={"kind": "work", "userPrincipalName": upn, "displayName": f"GC {name}"},
+                json={
+                    "kind": "work",
+                    "userPrincipalName": upn,
+                    "displayName": f"GC {name}",
+                    **user,
+                },
             )
             assert resp.status_code == 201, resp.text
-            user = resp.json()
+            created = resp.json()
             flow = app.initiate_auth_code_flow(
                 SCOPES, redirect_uri=REDIRECT, response_mode="form_post"
             )
@@ -156,7 +164,14 @@ def signed_in(graph_emulator: Emulator) -> Iterator[SignedIn]:
             form.feed(page.text)
             result = app.acquire_token_by_auth_code_flow(flow, form.fields)
             assert "access_token" in result, result.get("error")
-            yield SignedIn(user["id"], upn, result["access_token"])
+            yield SignedIn(created["id"], upn, result["access_token"])
         finally:
             app.http_client.close()
             http.close()
+
+
+@pytest.fixture(scope="module")
+def signed_in(graph_emulator: Emulator) -> Iterator[SignedIn]:
+    """A new sandbox user of the module, signed in (see :func:`sign_in`)."""
+    with sign_in(graph_emulator) as user:
+        yield user

@@ -14,8 +14,10 @@ couple of dict look-ups (``UserRegistry`` indexes UPNs), so the middleware stays
 
 Both carry ``Retry-After`` (seconds). ``$batch`` itself is not counted (its inner requests are).
 Faults (``/_emulator/faults``) add latency (held inside the concurrency slot, like a slow
-mailbox) or answer ``503 serviceNotAvailable``; throttling can be switched off per user. The
-per-user fault configuration that applies is the addressed mailbox's, like the limits.
+mailbox), answer ``429 TooManyRequests`` or ``503 serviceNotAvailable`` with ``Retry-After`` in
+the configured form (seconds, fractional seconds, HTTP date); throttling can be switched off
+per user. The per-user fault configuration that applies is the addressed mailbox's, like the
+limits.
 """
 
 from __future__ import annotations
@@ -79,12 +81,19 @@ def throttling_middleware(state: EmulatorState) -> Middleware:
         try:
             if faults.latency_ms > 0:
                 await asyncio.sleep(faults.latency_ms / 1000)
+            if faults.chance(faults.throttle_rate):
+                raise GraphError(
+                    429,
+                    "TooManyRequests",
+                    MESSAGES["TooManyRequests"],
+                    headers={"Retry-After": faults.retry_after()},
+                )
             if faults.chance(faults.error_rate):
                 raise GraphError(
                     503,
                     "serviceNotAvailable",
                     "Service Unavailable. You may repeat the request after a delay.",
-                    headers={"Retry-After": "1"},
+                    headers={"Retry-After": faults.retry_after()},
                 )
             return await handler(request)
         finally:

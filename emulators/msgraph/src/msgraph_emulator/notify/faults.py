@@ -6,9 +6,14 @@ A per-user configuration replaces the global one for that user. Random choices c
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
+
+RETRY_AFTER_FORMS = frozenset({"seconds", "fractional", "http-date"})
 
 
 def _rate(name: str, value: float) -> float:
@@ -33,18 +38,36 @@ class FaultConfig:
     delay_ms: float = 0.0
     #: Share of change notifications silently lost (recorded as ``lost``).
     loss_rate: float = 0.0
+    #: Share of Graph requests answered ``429 TooManyRequests`` (after the real limits).
+    throttle_rate: float = 0.0
+    #: The wait injected 429 and 503 answers advise, and how ``Retry-After`` says it: integer
+    #: seconds (rounded up), fractional seconds, or an HTTP date (all three seen from Graph).
+    retry_after_s: float = 1.0
+    retry_after_form: str = "seconds"
     seed: int | None = None
     rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "duplicate_rate", "loss_rate"):
+        for name in ("error_rate", "duplicate_rate", "loss_rate", "throttle_rate"):
             _rate(name, getattr(self, name))
-        if self.latency_ms < 0 or self.delay_ms < 0:
-            raise ValueError("latency_ms and delay_ms must not be negative")
+        if self.latency_ms < 0 or self.delay_ms < 0 or self.retry_after_s < 0:
+            raise ValueError("latency_ms, delay_ms and retry_after_s must not be negative")
+        if self.retry_after_form not in RETRY_AFTER_FORMS:
+            raise ValueError(f"retry_after_form must be one of {sorted(RETRY_AFTER_FORMS)}")
         self.rng = random.Random(self.seed)  # noqa: S311 (fault injection, not crypto)
 
     def chance(self, rate: float) -> bool:
         return rate > 0.0 and self.rng.random() < rate
+
+    def retry_after(self, now: datetime | None = None) -> str:
+        """The ``Retry-After`` value of an injected 429 or 503."""
+        if self.retry_after_form == "fractional":
+            return f"{self.retry_after_s:g}"
+        seconds = math.ceil(self.retry_after_s)
+        if self.retry_after_form == "http-date":
+            at = (now or datetime.now(UTC)) + timedelta(seconds=seconds)
+            return format_datetime(at, usegmt=True)
+        return str(seconds)
 
     def dump(self) -> dict[str, Any]:
         data = asdict(self)
@@ -84,6 +107,16 @@ class FaultRegistry:
             self.per_user.clear()
         else:
             self.per_user.pop(user_id, None)
+
+    def retry_after(self, now: datetime | None = None) -> str:
+        """The ``Retry-After`` value of an injected 429 or 503."""
+        if self.retry_after_form == "fractional":
+            return f"{self.retry_after_s:g}"
+        seconds = math.ceil(self.retry_after_s)
+        if self.retry_after_form == "http-date":
+            at = (now or datetime.now(UTC)) + timedelta(seconds=seconds)
+            return format_datetime(at, usegmt=True)
+        return str(seconds)
 
     def dump(self) -> dict[str, Any]:
         return {

@@ -31,6 +31,8 @@ class CalendarSyncStatus(EventPayload):
     calendar_id: str
     status: SyncHealth
     subscription: SubscriptionState
+    #: When the calendar's Graph subscription expires, as Graph granted it (None: none held).
+    subscription_expires_at: AwareDatetime | None = None
     #: When calsync last knew the calendar fully (a delta round that completed).
     last_synced_at: AwareDatetime | None = None
     last_error: str | None = Field(default=None, max_length=500)

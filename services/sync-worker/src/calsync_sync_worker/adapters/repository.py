@@ -320,13 +320,22 @@ class SyncRepository:
 
     async def subscription_state(
         self, connection_id: UUID, calendar_id: str
-    ) -> Literal["active", "missing"]:
+    ) -> tuple[Literal["active", "missing"], datetime | None]:
+        """Whether the calendar has a subscription, and the expiry Graph granted it."""
         row = await self._db.fetchrow(
             "SELECT expires_at FROM subscriptions WHERE connection_id = $1 AND calendar_id = $2",
             connection_id,
             calendar_id,
         )
-        return "active" if row is not None else "missing"
+        return ("active", row["expires_at"]) if row is not None else ("missing", None)
+
+    async def last_synced(self, connection_id: UUID) -> dict[str, datetime | None]:
+        """calendar id → when a round last completed, for every calendar of the connection."""
+        rows = await self._db.fetch(
+            "SELECT calendar_id, last_synced_at FROM calendars WHERE connection_id = $1",
+            connection_id,
+        )
+        return {r["calendar_id"]: r["last_synced_at"] for r in rows}
 
     async def expire_subscription_now(self, subscription_id: str) -> None:
         """Make the next upkeep round renew it (Graph asked for reauthorization)."""

@@ -286,12 +286,15 @@ class DeltaRunner(RoundLoop):
     async def _status(
         self, work: SyncWork, w: RoundWork, now: datetime, error: str | None
     ) -> CalendarSyncStatus:
-        subscription = await work.sync.subscription_state(w.connection_id, w.calendar_id)
+        subscription, expires_at = await work.sync.subscription_state(
+            w.connection_id, w.calendar_id
+        )
         return CalendarSyncStatus(
             connection_id=w.connection_id,
             calendar_id=w.calendar_id,
             status="healthy" if error is None else "stale",
             subscription=subscription,
+            subscription_expires_at=expires_at,
             last_synced_at=now if error is None else None,
             last_error=error[:500] if error else None,
             changed_at=now,
