@@ -6,7 +6,8 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Awaitable
+import uuid
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from calsync_common.contracts.bookings import BookingConfirmed
+from calsync_common.contracts.envelope import encode
 from calsync_common.contracts.examples import examples
 from calsync_common.contracts.topics import BOOKINGS, DEAD_LETTER
 from calsync_common.kafka.admin import ensure_topics
@@ -242,3 +244,142 @@ async def test_dependency_down_re_reads_the_batch_and_applies_each_event_once_in
         f"booking {n}" for n in range(1, 8)
     ]
     assert failures_left == 0
+
+
+# -- batch mode ----------------------------------------------------------------------------------
+
+
+async def publish_sequenced(
+    publisher: EventPublisher, topic: str, payload: BookingConfirmed, sequence: int
+) -> None:
+    """As the outbox relay sends: a ``ce_sequence`` per key (same id for a re-send)."""
+    message = encode(
+        payload,
+        source="/calsync/test",
+        sequence=sequence,
+        event_id=f"{payload.partition_key()}-{sequence}",
+    )
+    await publisher.send_raw(
+        topic, payload.partition_key().encode(), message.value, list(message.headers.items())
+    )
+
+
+async def test_a_batch_handler_applies_runs_of_records_once_dropping_repeated_sequences(
+    infra: object,
+    pool: asyncpg.Pool,
+    publisher: EventPublisher,
+    topics: tuple[str, str],
+    unique: str,
+) -> None:
+    topic, dlq = topics
+    calls: list[int] = []
+
+    async def batch(conn: Connection, events: Sequence[Message]) -> None:
+        calls.append(len(events))
+        for event in events:
+            await record(conn, event)
+
+    async def one(conn: Connection, event: Message) -> None:
+        await batch(conn, [event])
+
+    keys = [uuid.UUID(int=k) for k in range(1, 4)]
+    for seq in range(1, 11):
+        for key in keys:
+            payload = BOOKING.model_copy(update={"booking_id": key, "title": f"{key.int}:{seq}"})
+            await publish_sequenced(publisher, topic, payload, seq)
+            if seq % 3 == 0:  # relayed twice, and an older one arriving late
+                await publish_sequenced(publisher, topic, payload, seq)
+                old = payload.model_copy(update={"title": f"{key.int}:{seq - 1}"})
+                await publish_sequenced(publisher, topic, old, seq - 1)
+    config = ConsumerConfig(group_id=f"g-{unique}", topics=[topic], dead_letter_topic=dlq)
+    runner = ConsumerRunner(
+        infra.kafka_bootstrap,  # type: ignore[attr-defined]
+        config,
+        pool,
+        one,
+        publisher,
+        bind=connection,
+        batch_handler=batch,
+    )
+    async with running(runner):
+        await eventually(lambda: _eq(count(pool), 30))
+        await asyncio.sleep(0.5)  # the duplicates after the last new record are consumed too
+    rows = await pool.fetch("SELECT payload FROM applied ORDER BY offset_no")
+    titles = [json.loads(r["payload"])["title"] for r in rows]
+    assert len(titles) == 30
+    for key in keys:  # each key's records once, in order
+        assert [t for t in titles if t.startswith(f"{key.int}:")] == [
+            f"{key.int}:{seq}" for seq in range(1, 11)
+        ]
+    assert max(calls) > 1  # whole runs reached the batch handler
+
+
+async def test_a_failing_record_of_a_batch_is_retried_alone_and_dead_lettered(
+    infra: object,
+    pool: asyncpg.Pool,
+    publisher: EventPublisher,
+    topics: tuple[str, str],
+    unique: str,
+) -> None:
+    topic, dlq = topics
+    one_by_one: list[str] = []
+
+    async def one(conn: Connection, event: Message) -> None:
+        assert isinstance(event, ConsumedEvent)
+        assert isinstance(event.envelope.data, BookingConfirmed)
+        one_by_one.append(event.envelope.data.title)
+        if event.envelope.data.title == "booking 3":
+            raise ValueError("cannot apply booking 3")
+        await record(conn, event)
+
+    async def batch(conn: Connection, events: Sequence[Message]) -> None:
+        for event in events:  # writes first, then fails: the savepoint must undo them
+            await record(conn, event)
+        if any(
+            isinstance(e, ConsumedEvent)
+            and isinstance(e.envelope.data, BookingConfirmed)
+            and e.envelope.data.title == "booking 3"
+            for e in events
+        ):
+            raise ValueError("the batch holds booking 3")
+
+    for n in range(1, 6):
+        await publish_sequenced(publisher, topic, booking(n), n)
+    config = ConsumerConfig(
+        group_id=f"g-{unique}",
+        topics=[topic],
+        dead_letter_topic=dlq,
+        max_attempts=2,
+        retry_backoff_s=0.01,
+    )
+    runner = ConsumerRunner(
+        infra.kafka_bootstrap,  # type: ignore[attr-defined]
+        config,
+        pool,
+        one,
+        publisher,
+        bind=connection,
+        batch_handler=batch,
+    )
+    async with running(runner):
+        await eventually(lambda: _eq(count(pool), 4))
+    titles = sorted(
+        json.loads(r["payload"])["title"] for r in await pool.fetch("SELECT payload FROM applied")
+    )
+    assert titles == ["booking 1", "booking 2", "booking 4", "booking 5"]
+    assert one_by_one.count("booking 3") == 2  # retried alone, then dead-lettered
+    reader = AIOKafkaConsumer(
+        dlq,
+        bootstrap_servers=infra.kafka_bootstrap,  # type: ignore[attr-defined]
+        auto_offset_reset="earliest",
+    )
+    await reader.start()
+    try:
+        async with asyncio.timeout(30):
+            dead: list[object] = []
+            while not dead:
+                got = await reader.getmany(timeout_ms=500)
+                dead.extend(r for records in got.values() for r in records)
+    finally:
+        await reader.stop()
+    assert len(dead) == 1

@@ -24,7 +24,7 @@ from calsync_common.http.health import ReadinessCheck, setup_health_routes
 from calsync_common.http.problems import ProblemMapper, problem_middleware
 from calsync_common.kafka.admin import ensure_topics, topics_readiness
 from calsync_common.kafka.consumer import ConsumerConfig, ConsumerRunner, Handler
-from calsync_common.kafka.consumer_types import W
+from calsync_common.kafka.consumer_types import BatchHandler, W
 from calsync_common.kafka.producer import EventPublisher
 from calsync_common.logging import configure_logging
 from calsync_common.outbox.relay import OutboxRelay, RelayConfig
@@ -199,6 +199,7 @@ def catalogue_consumer(
     handler: Handler[W],
     bind: Callable[[Connection], W],
     after_batch_applied: Callable[[], Awaitable[None]] | None = None,
+    batch_handler: BatchHandler[W] | None = None,
 ) -> ConsumerRunner[W]:
     """A consumer of one catalogue topic, its dead letters on the catalogue's dead-letter topic,
     both under the stack's topic prefix; on the app's pool and publisher."""
@@ -216,6 +217,7 @@ def catalogue_consumer(
         app[PUBLISHER],
         bind=bind,
         after_batch_applied=after_batch_applied,
+        batch_handler=batch_handler,
     )
 
 

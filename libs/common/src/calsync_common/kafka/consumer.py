@@ -20,6 +20,10 @@ Policy (STYLE §7, §8); docs/events.md states it for consumers of every topic:
   attempts the partition is paused (the batch's earlier records are committed first), so a retry
   never sleeps inside a transaction or holds the offset row. Then the record goes to the
   dead-letter topic, produced outside any transaction, and its offset is stored after that.
+* **Batches.** A runner given a ``batch_handler`` hands it a partition's fresh records at once
+  (after one sequence check for all of them) in one savepoint: one statement per batch instead of
+  one per record. If it raises, the savepoint is rolled back and the batch is applied record by
+  record through ``handler``, so a failing record is retried and dead-lettered alone.
 * **Invalid messages** (not a calsync CloudEvent) go to the dead-letter topic at once.
 * **Infrastructure errors** (PostgreSQL restarting, broker unreachable, :class:`RetryLater`)
   roll the partition's batch back, seek back to its first record and pause that partition with
@@ -52,6 +56,7 @@ from calsync_common.kafka.consumer_types import (
     DUPLICATES,
     OFFSET_RESETS,
     POLL_FAILURES,
+    BatchHandler,
     ConsumedEvent,
     ConsumedTombstone,
     ConsumerConfig,
@@ -70,6 +75,7 @@ from calsync_common.postgres.pool import transaction
 from calsync_common.transient import INFRASTRUCTURE, TRANSIENT, RetryLater
 
 __all__ = [
+    "BatchHandler",
     "ConsumedEvent",
     "ConsumedTombstone",
     "ConsumerConfig",
@@ -112,10 +118,12 @@ class ConsumerRunner(Generic[W]):
         *,
         bind: Callable[[Connection], W],
         after_batch_applied: Callable[[], Awaitable[None]] | None = None,
+        batch_handler: BatchHandler[W] | None = None,
     ) -> None:
         self.config = config
         self.pool = pool
         self.handler = handler
+        self.batch_handler = batch_handler
         self.bind = bind
         self.dead_letters = dead_letters
         # Runs between the database commit and the Kafka commit (what the batch changed is
@@ -391,6 +399,17 @@ class ConsumerRunner(Generic[W]):
             fresh = [r for r in records if r.offset >= start]
             if not fresh:  # another member or an earlier run already applied these
                 return max(start, records[-1].offset + 1), None
+            if self.batch_handler is not None and await self._apply_batch(conn, state, fresh):
+                last_record = fresh[-1]
+                await offsets.save_offset(
+                    conn,
+                    group,
+                    tp.topic,
+                    tp.partition,
+                    last_record.offset + 1,
+                    fingerprint(last_record),
+                )
+                return last_record.offset + 1, None
             failed: Failed | None = None
             last: ConsumerRecord | None = None
             for record in fresh:
@@ -405,6 +424,53 @@ class ConsumerRunner(Generic[W]):
                 return last.offset + 1, failed
             return max(start, fresh[0].offset), failed
 
+    async def _apply_batch(
+        self, conn: Connection, state: PartitionState, records: list[ConsumerRecord]
+    ) -> bool:
+        """Apply ``records`` through the batch handler in a savepoint; False (nothing applied)
+        when one of them needs the record-by-record path: undecodable, retried before, or the
+        handler failed."""
+        assert self.batch_handler is not None
+        if any(r.offset in state.attempts for r in records):
+            return False
+        decoded: list[tuple[ConsumerRecord, Envelope | Tombstone]] = []
+        for record in records:
+            try:
+                decoded.append(
+                    (record, decode_record(list(record.headers or ()), record.key, record.value))
+                )
+            except ContractError:
+                return False
+        group, topic = self.config.group_id, records[0].topic
+        links = [trace.Link(c) for r, _ in decoded[:32] if (c := _span_context(r)) is not None]
+        with tracer.start_as_current_span(
+            f"{topic} process", kind=trace.SpanKind.CONSUMER, links=links
+        ) as span:
+            span.set_attribute("messaging.batch.message_count", len(records))
+            try:
+                async with conn.transaction():  # a savepoint: a failed batch leaves no trace
+                    newer = await offsets.advance_sequences(
+                        conn, group, topic, [_sequence_of(r, d) for r, d in decoded]
+                    )
+                    messages = [
+                        _message(r, d) for (r, d), new in zip(decoded, newer, strict=True) if new
+                    ]
+                    if messages:
+                        await self.batch_handler(self.bind(conn), messages)
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "batch handler failed; applying the batch record by record",
+                    extra={"topic": topic, "error": type(exc).__name__},
+                )
+                return False
+        duplicates = len(records) - len(messages)
+        if duplicates:
+            DUPLICATES.labels(group, topic).inc(duplicates)
+        APPLIED.labels(group, topic).inc(len(messages))
+        return True
+
     async def _apply_one(
         self, conn: Connection, state: PartitionState, record: ConsumerRecord
     ) -> Failed | None:
@@ -417,11 +483,7 @@ class ConsumerRunner(Generic[W]):
         if attempts >= self.config.max_attempts:  # the dead-letter produce failed last time
             error = state.errors.get(record.offset, RuntimeError("retries exhausted"))
             return Failed(record, error, dead_letter=True)
-        message: Message = (
-            ConsumedEvent(record.topic, record.partition, record.offset, record.key, decoded)
-            if isinstance(decoded, Envelope)
-            else ConsumedTombstone(record.topic, record.partition, record.offset, decoded)
-        )
+        message = _message(record, decoded)
         with tracer.start_as_current_span(
             f"{record.topic} process", context=extract(headers), kind=trace.SpanKind.CONSUMER
         ):
@@ -445,16 +507,10 @@ class ConsumerRunner(Generic[W]):
     async def _is_new(
         self, conn: Connection, record: ConsumerRecord, decoded: Envelope | Tombstone
     ) -> bool:
-        if decoded.sequence is None or decoded.source is None or record.key is None:
+        entry = _sequence_of(record, decoded)
+        if entry is None:
             return True
-        return await offsets.advance_sequence(
-            conn,
-            self.config.group_id,
-            record.topic,
-            decoded.source,
-            record.key.decode("utf-8", "replace"),
-            decoded.sequence,
-        )
+        return await offsets.advance_sequence(conn, self.config.group_id, record.topic, *entry)
 
     async def _after_failure(
         self, tp: TopicPartition, state: PartitionState, failed: Failed
@@ -505,3 +561,23 @@ class ConsumerRunner(Generic[W]):
             record.value,
             dead_letter_headers(record, self.config.group_id, exc, attempts),
         )
+
+
+def _message(record: ConsumerRecord, decoded: Envelope | Tombstone) -> Message:
+    if isinstance(decoded, Envelope):
+        return ConsumedEvent(record.topic, record.partition, record.offset, record.key, decoded)
+    return ConsumedTombstone(record.topic, record.partition, record.offset, decoded)
+
+
+def _sequence_of(
+    record: ConsumerRecord, decoded: Envelope | Tombstone
+) -> tuple[str, str, int] | None:
+    """(source, key, sequence) to deduplicate the record by, or None when it has none."""
+    if decoded.sequence is None or decoded.source is None or record.key is None:
+        return None
+    return decoded.source, record.key.decode("utf-8", "replace"), decoded.sequence
+
+
+def _span_context(record: ConsumerRecord) -> trace.SpanContext | None:
+    context = trace.get_current_span(extract(list(record.headers or ()))).get_span_context()
+    return context if context.is_valid else None

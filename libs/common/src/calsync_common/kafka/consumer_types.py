@@ -55,6 +55,8 @@ class ConsumedTombstone:
 Message = ConsumedEvent | ConsumedTombstone
 W = TypeVar("W")
 Handler = Callable[[W, Message], Awaitable[None]]
+#: Applies a run of messages of one partition, in order, as if ``Handler`` applied each.
+BatchHandler = Callable[[W, Sequence[Message]], Awaitable[None]]
 
 
 @dataclass

@@ -10,6 +10,7 @@ plumbing migrations (``calsync_common/postgres/plumbing``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from calsync_common.postgres import Connection
@@ -119,3 +120,53 @@ async def advance_sequence(
         sequence,
     )
     return bool(applied)
+
+
+async def advance_sequences(
+    conn: Connection,
+    group_id: str,
+    topic: str,
+    entries: Sequence[tuple[str, str, int] | None],
+) -> list[bool]:
+    """:func:`advance_sequence` for a batch in two statements: for each entry (source, key,
+    sequence), or None for a record without one, whether it is newer than what was applied
+    before it (stored, or earlier in the batch); the newest of each key is stored."""
+    keyed = [e for e in entries if e is not None]
+    if not keyed:
+        return [True] * len(entries)
+    pairs = sorted({(source, key) for source, key, _ in keyed})
+    rows = await conn.fetch(
+        "SELECT s.source, s.key, s.last_sequence FROM kafka_consumer_sequences s"
+        " JOIN unnest($3::text[], $4::text[]) AS b(source, key)"
+        " ON s.source = b.source AND s.key = b.key"
+        " WHERE s.group_id = $1 AND s.topic = $2",
+        group_id,
+        topic,
+        [p[0] for p in pairs],
+        [p[1] for p in pairs],
+    )
+    last = {(r["source"], r["key"]): int(r["last_sequence"]) for r in rows}
+    newer: list[bool] = []
+    for entry in entries:
+        if entry is None:
+            newer.append(True)
+            continue
+        source, key, sequence = entry
+        fresh = sequence > last.get((source, key), -1)
+        if fresh:
+            last[(source, key)] = sequence
+        newer.append(fresh)
+    await conn.execute(
+        "INSERT INTO kafka_consumer_sequences AS s (group_id, topic, source, key, last_sequence)"
+        " SELECT $1, $2, b.source, b.key, b.last FROM"
+        " unnest($3::text[], $4::text[], $5::bigint[]) AS b(source, key, last)"
+        " ON CONFLICT (group_id, topic, source, key) DO UPDATE"
+        " SET last_sequence = EXCLUDED.last_sequence"
+        " WHERE s.last_sequence < EXCLUDED.last_sequence",
+        group_id,
+        topic,
+        [p[0] for p in pairs],
+        [p[1] for p in pairs],
+        [last[p] for p in pairs],
+    )
+    return newer
