@@ -129,7 +129,7 @@ class SubscriptionManager(RoundLoop):
                 # Graph already deleted it: recreate at once, and read what was missed.
                 async with self._uow() as work:
                     await work.sync.drop_subscription(c.connection_id, c.calendar_id)
-                record = await self._create(c, now, resync=True)
+                record = await self._create(c, now)
                 return next_check(record.expires_at, now, self._policy)
             expires_at = _parse(body["expirationDateTime"])
             async with self._uow() as work:
@@ -147,15 +147,15 @@ class SubscriptionManager(RoundLoop):
             return now + IDLE_RECHECK
         return next_check(c.expires_at, now, self._policy) if c.expires_at else now + IDLE_RECHECK
 
-    async def _create(
-        self, c: ClaimedCalendar, now: datetime, *, resync: bool = False
-    ) -> SubscriptionRecord:
+    async def _create(self, c: ClaimedCalendar, now: datetime) -> SubscriptionRecord:
+        resource = f"/me/calendars/{c.calendar_id}/events"
+        await self._delete_unrecorded(c, resource)
         client_state = new_client_state()
         body: dict[str, Any] = {
             "changeType": "created,updated,deleted",
             "notificationUrl": self._urls.notifications,
             "lifecycleNotificationUrl": self._urls.lifecycle,
-            "resource": f"/me/calendars/{c.calendar_id}/events",
+            "resource": resource,
             "expirationDateTime": _iso(now + self._policy.lifetime),
             "clientState": client_state,
         }
@@ -173,9 +173,43 @@ class SubscriptionManager(RoundLoop):
         )
         async with self._uow() as work:
             await work.sync.save_subscription(record)
-            if resync:
-                await work.sync.round_due_now(c.connection_id, c.calendar_id)
+            # A delta round after every create: a change made while the calendar had no
+            # subscription (before the first, or after Graph removed one) notified nobody.
+            await work.sync.round_due_now(c.connection_id, c.calendar_id)
         return record
+
+    async def _delete_unrecorded(self, c: ClaimedCalendar, resource: str) -> None:
+        """Delete our subscriptions to the calendar that no calendar row records: a replica
+        killed between Graph's create and its own commit left one, which Graph would keep
+        notifying for days (each change twice) and nobody would renew. The lease expires long
+        after Graph has answered that create, so it is listed by now."""
+        cid = str(c.connection_id)
+        listed: list[dict[str, Any]] = []
+        try:
+            page: dict[str, Any] = await self._graph.get(cid, "/subscriptions")
+            while True:
+                listed.extend(page.get("value", []))
+                if "@odata.nextLink" not in page:
+                    break
+                page = await self._graph.get(cid, str(page["@odata.nextLink"]))
+        except GraphError as exc:  # best effort: never a reason not to subscribe
+            log.warning(
+                "listing subscriptions failed",
+                extra={"connection_id": cid, "error": type(exc).__name__},
+            )
+        for s in listed:
+            ours = (
+                str(s.get("resource", "")).lstrip("/").lower() == resource.lstrip("/").lower()
+                and s.get("notificationUrl") == self._urls.notifications
+            )
+            if not ours:
+                continue
+            async with self._uow() as work:  # another connection of the mailbox may hold it
+                recorded = await work.sync.subscription(str(s["id"]))
+            if recorded is None:
+                with contextlib.suppress(GraphNotFound):
+                    await self._graph.delete(cid, f"/subscriptions/{s['id']}")
+                ACTIONS.labels("delete_unrecorded", "done").inc()
 
     async def _finish(
         self, c: ClaimedCalendar, due: datetime, failures: int, error: BaseException | None
