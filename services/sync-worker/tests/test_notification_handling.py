@@ -113,3 +113,54 @@ async def test_lifecycle_notifications_drive_rounds_and_upkeep(
         subscriptions,
         expired,
     )
+
+
+async def _claim_and_finish(uow: Any, pool: Any, *, notify_meanwhile: bool) -> bool:
+    """Claim the calendar's round, maybe take a notification, finish: is a round due now?"""
+    await pool.execute("UPDATE calendars SET next_round_at = now() - interval '1 second'")
+    async with uow() as work:
+        (claimed,) = await work.sync.claim_rounds("replica-1", 60, 10)
+    if notify_meanwhile:
+        await deliver(
+            uow,
+            GraphChangeReceived(
+                subscription_id="sub-1",
+                connection_id=CONNECTION,
+                calendar_id=CALENDAR,
+                tenant_id="t",
+                change_type="updated",
+                resource="Users/o/Events/e",
+                resource_id="e",
+                subscription_expires_at=None,
+                received_at=datetime.now(UTC),
+            ),
+        )
+    async with uow() as work:
+        kept = await work.sync.finish_round(
+            "replica-1",
+            claimed,
+            delta_link="https://graph/delta?token=1",
+            window_start=None,
+            window_end=None,
+            synced_at=datetime.now(UTC),
+            next_round_at=LATER,
+            failures=0,
+            error=None,
+        )
+    assert kept
+    return bool((await state(pool))["round_due"])
+
+
+async def test_a_notification_during_a_round_keeps_the_next_round_due(db: Any) -> None:
+    uow, pool = db
+    await pool.execute(
+        "INSERT INTO connections (connection_id, version, sub_account_id, user_id, tenant_id,"
+        " object_id, status, conflict_calendar_ids, sync_preference, changed_at)"
+        " VALUES ($1, 1, 's', 'u', 't', 'o', 'active', $2, 'one_way', now())",
+        CONNECTION,
+        [CALENDAR],
+    )
+    # The round may have read Graph before the change the notification announces.
+    assert await _claim_and_finish(uow, pool, notify_meanwhile=True)
+    # Without one, the round's own schedule holds.
+    assert not await _claim_and_finish(uow, pool, notify_meanwhile=False)

@@ -27,7 +27,7 @@ class SyncWorkerSettings(ServiceSettings):
     graph: GraphClientSettings = GraphClientSettings()
     #: Subscription upkeep: how often a replica looks for due calendars, and its lease.
     subscriptions_every_s: float = Field(default=5.0, gt=0)
-    subscriptions_lease_s: float = Field(default=60.0, gt=0)
+    subscriptions_lease_s: float = Field(default=45.0, gt=0)
     #: Delta rounds: the window read (days back and ahead), and the round every calendar gets
     #: at least this often, notification or not.
     window_back_days: int = Field(default=1, ge=0, le=30)

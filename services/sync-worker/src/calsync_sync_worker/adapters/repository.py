@@ -86,6 +86,7 @@ class SyncRepository:
             " SELECT $1, c, true, c = ANY($3::text[]) FROM unnest($2::text[]) AS c"
             " ON CONFLICT (connection_id, calendar_id) DO UPDATE SET wanted = true,"
             " paused = EXCLUDED.paused, subscription_due_at = now(), next_round_at = now(),"
+            " round_requested_at = now(),"
             " updated_at = now()",
             p.connection_id,
             sorted(p.wanted),
@@ -242,7 +243,8 @@ class SyncRepository:
     async def round_due_now(self, connection_id: UUID, calendar_id: str) -> None:
         """Read the calendar from Graph on the delta runner's next look."""
         await self._db.execute(
-            "UPDATE calendars SET next_round_at = now() WHERE connection_id = $1"
+            "UPDATE calendars SET next_round_at = now(), round_requested_at = now()"
+            " WHERE connection_id = $1"
             " AND calendar_id = $2",
             connection_id,
             calendar_id,
@@ -258,7 +260,7 @@ class SyncRepository:
             " WHERE c.wanted AND NOT c.paused AND c.next_round_at <= now()"
             " AND (c.round_lease_until IS NULL OR c.round_lease_until < now())"
             " ORDER BY c.next_round_at LIMIT $3 FOR UPDATE OF c SKIP LOCKED)"
-            " UPDATE calendars c SET round_lease_owner = $1,"
+            " UPDATE calendars c SET round_lease_owner = $1, round_claimed_at = now(),"
             " round_lease_until = now() + make_interval(secs => $2)"
             " FROM due WHERE c.connection_id = due.connection_id"
             " AND c.calendar_id = due.calendar_id"
@@ -297,10 +299,14 @@ class SyncRepository:
         error: str | None,
     ) -> bool:
         """Record the round (in the transaction that put its events in the outbox); False when
-        this replica no longer holds the lease (then nothing of the round may be kept)."""
+        this replica no longer holds the lease (then nothing of the round may be kept). A
+        round asked for while this one ran (a notification, a snapshot) stays due: this round
+        may have read Graph before the change it announces."""
         done = await self._db.fetchval(
             "UPDATE calendars SET delta_link = $4, window_start = $5, window_end = $6,"
-            " last_synced_at = coalesce($7, last_synced_at), next_round_at = $8,"
+            " last_synced_at = coalesce($7, last_synced_at),"
+            " next_round_at = CASE WHEN $10::text IS NULL"
+            " AND round_requested_at >= round_claimed_at THEN now() ELSE $8 END,"
             " round_failures = $9, last_error = $10, round_lease_owner = NULL,"
             " round_lease_until = NULL, updated_at = now()"
             " WHERE connection_id = $2 AND calendar_id = $3 AND round_lease_owner = $1"
