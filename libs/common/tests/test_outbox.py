@@ -108,6 +108,26 @@ async def test_outbox_contract_sequences_ids_and_atomicity(
     assert erased.sequence == 1
 
 
+async def test_add_many_numbers_keys_as_add_would_in_one_go(
+    outbox_under_test: tuple[UnitOfWork[Work], Committed],
+) -> None:
+    uow, committed = outbox_under_test
+    async with uow() as work:
+        await work.outbox.add(booking(1, 1))
+    async with uow() as work:
+        entries = await work.outbox.add_many([booking(1, 2), booking(2, 1), booking(1, 3)])
+        assert await work.outbox.add_many([]) == []
+    key1, key2 = booking(1, 1).partition_key(), booking(2, 1).partition_key()
+    assert [(e.key, e.sequence) for e in entries] == [(key1, 2), (key2, 1), (key1, 3)]
+    assert entries[0].event_id == event_id_for(SOURCE, BOOKINGS.name, key1, 2)
+    assert [(e.key, e.sequence) for e in await committed()] == [
+        (key1, 1),
+        (key1, 2),
+        (key2, 1),
+        (key1, 3),
+    ]
+
+
 # -- the relay ------------------------------------------------------------------------------
 
 

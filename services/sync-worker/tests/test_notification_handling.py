@@ -17,7 +17,7 @@ from calsync_common.postgres.migrations import upgrade
 from calsync_common.postgres.uow import PostgresUnitOfWork
 from calsync_sync_worker.adapters.repository import SubscriptionRecord
 from calsync_sync_worker.bootstrap import MIGRATIONS, SERVICE
-from calsync_sync_worker.service_layer.notifications import on_notification
+from calsync_sync_worker.service_layer.notifications import on_notification, on_notifications
 from calsync_sync_worker.service_layer.unit_of_work import SyncWork
 
 pytestmark = pytest.mark.integration
@@ -164,3 +164,30 @@ async def test_a_notification_during_a_round_keeps_the_next_round_due(db: Any) -
     assert await _claim_and_finish(uow, pool, notify_meanwhile=True)
     # Without one, the round's own schedule holds.
     assert not await _claim_and_finish(uow, pool, notify_meanwhile=False)
+
+
+async def test_a_run_of_notifications_makes_rounds_due_in_one_go(db: Any) -> None:
+    uow, pool = db
+    change = GraphChangeReceived(
+        subscription_id="sub-1",
+        connection_id=CONNECTION,
+        calendar_id=CALENDAR,
+        tenant_id="t",
+        change_type="created",
+        resource="Users/o/Events/e",
+        resource_id="e",
+        subscription_expires_at=None,
+        received_at=datetime.now(UTC),
+    )
+    batch = [
+        ConsumedEvent(
+            "t", 0, n, b"k", Envelope("id", "/calsync/sync-worker", p.event_type, None, None, p)
+        )
+        for n, p in enumerate([change, change, lifecycle("reauthorizationRequired"), change])
+    ]
+    async with uow() as work:
+        await on_notifications(work, batch)
+    row = await state(pool)
+    assert row["round_due"]  # the changes, however many
+    assert row["upkeep_due"]  # and the lifecycle notification among them
+    assert row["expired"]

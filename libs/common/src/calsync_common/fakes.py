@@ -7,7 +7,7 @@ committed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -41,6 +41,9 @@ class FakeOutbox:
         entry = self._entry(topic or payload.topic, payload.partition_key(), event_id)
         self.pending.append(FakeMessage(entry, payload, subject))
         return entry
+
+    async def add_many(self, payloads: Sequence[EventPayload]) -> list[OutboxEntry]:
+        return [await self.add(p) for p in payloads]
 
     async def tombstone(self, topic: str, key: str) -> OutboxEntry:
         known = topic_named(topic)

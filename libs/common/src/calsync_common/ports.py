@@ -8,6 +8,7 @@ behind them: PostgreSQL and the relay in production (``calsync_common.postgres.u
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -38,6 +39,11 @@ class Outbox(Protocol):
     ) -> OutboxEntry:
         """Queue ``payload`` on its catalogue topic (or ``topic``: tests, replays); published
         after the unit of work commits."""
+        ...
+
+    async def add_many(self, payloads: Sequence[EventPayload]) -> list[OutboxEntry]:
+        """``add`` each payload on its catalogue topic, in order, in as few round trips as the
+        store can (a delta round queues thousands)."""
         ...
 
     async def tombstone(self, topic: str, key: str) -> OutboxEntry:

@@ -38,7 +38,7 @@ from calsync_sync_worker.entrypoints.keys import (
 from calsync_sync_worker.entrypoints.webhooks import GraphWebhooks, SubscriptionTargets
 from calsync_sync_worker.service_layer.connections import on_connection
 from calsync_sync_worker.service_layer.delta import DeltaRunner
-from calsync_sync_worker.service_layer.notifications import on_notification
+from calsync_sync_worker.service_layer.notifications import on_notification, on_notifications
 from calsync_sync_worker.service_layer.subscriptions import SubscriptionManager, WebhookUrls
 from calsync_sync_worker.service_layer.unit_of_work import SyncWork
 from calsync_sync_worker.service_layer.write_back import WriteBackRunner, on_booking
@@ -114,6 +114,7 @@ def bootstrap(app: web.Application, settings: SyncWorkerSettings) -> None:
             group_id="calsync-sync-worker.notifications",
             topic=GRAPH_NOTIFICATIONS.name,
             handler=on_notification,
+            batch_handler=on_notifications,
             bind=PostgresUnitOfWork(a[POOL], SOURCE, SyncWork).bind,
             after_batch_applied=wake_after_commit,
         )

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 from calsync_common.contracts.base import EventPayload
@@ -65,6 +67,67 @@ class PostgresOutbox:
         headers = inject(list(message.headers.items()))
         return await self._insert(destination, key, sequence, ce_id, headers, message.value)
 
+    async def add_many(self, payloads: Sequence[EventPayload]) -> list[OutboxEntry]:
+        """``add`` for many payloads in two statements: the sequences of all their keys at once
+        (each key advanced by its count, under the same row locks), then every row."""
+        if not payloads:
+            return []
+        routed = [(p.topic, p.partition_key(), p) for p in payloads]
+        counts: dict[tuple[str, str], int] = {}
+        for topic, key, _ in routed:
+            counts[(topic, key)] = counts.get((topic, key), 0) + 1
+        pairs = sorted(counts)  # a fixed lock order: concurrent batches cannot deadlock
+        rows = await self._conn.fetch(
+            "INSERT INTO outbox_sequences AS s (topic, key, last_sequence)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])"
+            " ON CONFLICT (topic, key) DO UPDATE"
+            " SET last_sequence = s.last_sequence + EXCLUDED.last_sequence"
+            " RETURNING topic, key, last_sequence",
+            [t for t, _ in pairs],
+            [k for _, k in pairs],
+            [counts[p] for p in pairs],
+        )
+        # The first sequence each key's payloads take, in their order.
+        following = {
+            (r["topic"], r["key"]): int(r["last_sequence"]) - counts[(r["topic"], r["key"])]
+            for r in rows
+        }
+        now = datetime.now(UTC)
+        entries: list[OutboxEntry] = []
+        columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
+        for topic, key, payload in routed:
+            following[(topic, key)] += 1
+            sequence = following[(topic, key)]
+            ce_id = event_id_for(self._source, topic, key, sequence)
+            message = encode(
+                payload, source=self._source, event_id=ce_id, sequence=sequence, time=now
+            )
+            headers = inject(list(message.headers.items()))
+            for column, value in zip(
+                columns,
+                (
+                    topic,
+                    key,
+                    sequence,
+                    bucket_of(key),
+                    ce_id,
+                    _headers_json(headers),
+                    message.value,
+                ),
+                strict=True,
+            ):
+                column.append(value)
+            entries.append(OutboxEntry(topic=topic, key=key, sequence=sequence, event_id=ce_id))
+        await self._conn.execute(
+            "INSERT INTO outbox (topic, key, sequence, bucket, event_id, headers, value)"
+            " SELECT t, k, s, b, e, h::jsonb, v FROM unnest($1::text[], $2::text[],"
+            " $3::bigint[], $4::smallint[], $5::text[], $6::text[], $7::bytea[])"
+            " AS r(t, k, s, b, e, h, v)",
+            *columns,
+        )
+        await self._notify()
+        return entries
+
     async def tombstone(self, topic: str, key: str) -> OutboxEntry:
         known = topic_named(topic)
         if known is not None and known.cleanup != "compact":
@@ -103,10 +166,17 @@ class PostgresOutbox:
             sequence,
             bucket_of(key),
             event_id,
-            json.dumps([[k, v.decode("latin-1")] for k, v in headers]),
+            _headers_json(headers),
             value,
         )
+        await self._notify()
+        return OutboxEntry(topic=topic, key=key, sequence=sequence, event_id=event_id)
+
+    async def _notify(self) -> None:
         if not self._notified:  # delivered on commit only: wakes the relay without polling
             await self._conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
             self._notified = True
-        return OutboxEntry(topic=topic, key=key, sequence=sequence, event_id=event_id)
+
+
+def _headers_json(headers: list[tuple[str, bytes]]) -> str:
+    return json.dumps([[k, v.decode("latin-1")] for k, v in headers])

@@ -240,6 +240,19 @@ class SyncRepository:
             calendar_id,
         )
 
+    async def rounds_due_now(self, calendars: list[tuple[UUID, str]]) -> None:
+        """:meth:`round_due_now` for many calendars in one statement (in a fixed lock order)."""
+        if not calendars:
+            return
+        ordered = sorted(set(calendars))
+        await self._db.execute(
+            "UPDATE calendars c SET next_round_at = now(), round_requested_at = now()"
+            " FROM unnest($1::uuid[], $2::text[]) AS d(connection_id, calendar_id)"
+            " WHERE c.connection_id = d.connection_id AND c.calendar_id = d.calendar_id",
+            [c for c, _ in ordered],
+            [k for _, k in ordered],
+        )
+
     async def round_due_now(self, connection_id: UUID, calendar_id: str) -> None:
         """Read the calendar from Graph on the delta runner's next look."""
         await self._db.execute(

@@ -164,8 +164,7 @@ class DeltaRunner(RoundLoop):
                 full_read=read.window if read.full else None,
                 observed_at=started,
             )
-            for event in events:
-                await work.outbox.add(event)
+            await work.outbox.add_many(events)
             kept = await work.sync.finish_round(
                 self._owner,
                 w,

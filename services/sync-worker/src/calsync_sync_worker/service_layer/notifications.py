@@ -8,6 +8,9 @@ drops the subscription so the upkeep recreates it, and makes a round due for wha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from uuid import UUID
+
 from calsync_common.contracts.notifications import GraphChangeReceived, GraphLifecycleReceived
 from calsync_common.kafka.consumer import ConsumedEvent, Message
 from calsync_sync_worker.service_layer.unit_of_work import SyncWork
@@ -29,3 +32,16 @@ async def on_notification(work: SyncWork, message: Message) -> None:
             await work.sync.subscription_due_now(data.connection_id, data.calendar_id)
         else:  # missed: notifications were lost; read the calendar
             await work.sync.round_due_now(data.connection_id, data.calendar_id)
+
+
+async def on_notifications(work: SyncWork, messages: Sequence[Message]) -> None:
+    """A fetched run of notifications: the rounds they make due in one statement (bursts of
+    changes to many calendars are the common case); lifecycle notifications one by one."""
+    due: list[tuple[UUID, str]] = []
+    for message in messages:
+        data = message.envelope.data if isinstance(message, ConsumedEvent) else None
+        if isinstance(data, GraphChangeReceived):
+            due.append((data.connection_id, data.calendar_id))
+        elif isinstance(data, GraphLifecycleReceived):
+            await on_notification(work, message)
+    await work.sync.rounds_due_now(due)
