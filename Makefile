@@ -59,6 +59,7 @@ bench: install infra-up ## baselines, emulator and plumbing speed, JSON under be
 	@$(UV) run python bench/emulator_bench.py --out bench/results/emulator.json
 	@$(WITH_ENV) $(UV) run python bench/plumbing_bench.py --out bench/results/plumbing.json
 	@$(WITH_ENV) $(UV) run python bench/connector_bench.py --out bench/results/connector.json
+	@$(WITH_ENV) $(UV) run python bench/sync_worker_bench.py --out bench/results/sync-worker.json
 
 token: install ## mint a connector bearer token: make token SUB_ACCOUNT=sa-1 | SERVICE=sync-worker [SUBJECT=..] [LIFETIME=3600]
 	@$(UV) run python -m calsync_connector.mint_token \
