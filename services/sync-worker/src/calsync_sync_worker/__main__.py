@@ -6,7 +6,6 @@ from calsync_common.runtime import run
 from calsync_sync_worker.entrypoints.http import init_app
 from calsync_sync_worker.settings import SyncWorkerSettings
 
-
 #: Graph's webhook calls carry no trace context and come by the thousand: a server span each cost
 #: as much CPU as the handler itself (the notifications get producer spans all the same).
 UNTRACED = ("^/webhooks/graph/",)

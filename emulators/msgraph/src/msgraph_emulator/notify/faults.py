@@ -108,16 +108,6 @@ class FaultRegistry:
         else:
             self.per_user.pop(user_id, None)
 
-    def retry_after(self, now: datetime | None = None) -> str:
-        """The ``Retry-After`` value of an injected 429 or 503."""
-        if self.retry_after_form == "fractional":
-            return f"{self.retry_after_s:g}"
-        seconds = math.ceil(self.retry_after_s)
-        if self.retry_after_form == "http-date":
-            at = (now or datetime.now(UTC)) + timedelta(seconds=seconds)
-            return format_datetime(at, usegmt=True)
-        return str(seconds)
-
     def dump(self) -> dict[str, Any]:
         return {
             "global": self.global_config.dump(),
