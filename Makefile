@@ -53,13 +53,16 @@ fmt: install ## format and fix what ruff can
 schemas: install ## render docs/events.md and docs/schemas/*.json from the contracts
 	@$(UV) run python -m calsync_common.contracts.render .
 
-bench: install infra-up ## baselines, emulator and plumbing speed, JSON under bench/results/
+bench: install infra-up ## baselines and every component's speed, JSON under bench/results/
 	@mkdir -p bench/results
 	@$(WITH_ENV) $(UV) run python bench/baseline.py --out bench/results/baseline.json
 	@$(UV) run python bench/emulator_bench.py --out bench/results/emulator.json
 	@$(WITH_ENV) $(UV) run python bench/plumbing_bench.py --out bench/results/plumbing.json
 	@$(WITH_ENV) $(UV) run python bench/connector_bench.py --out bench/results/connector.json
 	@$(WITH_ENV) $(UV) run python bench/sync_worker_bench.py --out bench/results/sync-worker.json
+	@$(WITH_ENV) $(UV) run python bench/availability_projection_bench.py --out bench/results/availability-projection.json
+	@$(WITH_ENV) $(UV) run python bench/availability_api_bench.py --out bench/results/availability-api.json
+	@$(UV) run python bench/free_slots_bench.py --out bench/results/free-slots.json
 
 token: install ## mint a connector bearer token: make token SUB_ACCOUNT=sa-1 | SERVICE=sync-worker [SUBJECT=..] [LIFETIME=3600]
 	@$(UV) run python -m calsync_connector.mint_token \

@@ -268,36 +268,13 @@ class Mailbox:
     token: str = ""
 
 
-# The service's consumer group ids are fixed ("calsync-sync-worker.notifications", ...), not
-# put under the topic prefix: every stack on the cluster (each test's app, other benches) joins
-# the same groups, and each join or leave pauses this worker's consumers for a rebalance. Unless
-# --shared-groups, the worker runs through this launcher, which only prefixes its group ids.
-ISOLATED_GROUPS = """
-import calsync_sync_worker.bootstrap as bootstrap
-from calsync_sync_worker.__main__ import main
-
-shared = bootstrap.catalogue_consumer
-
-
-def isolated(app, settings, *, group_id, **kw):
-    return shared(app, settings, group_id=settings.platform.topic_prefix + group_id, **kw)
-
-
-bootstrap.catalogue_consumer = isolated
-main()
-"""
-
-
 class Stack:
     """The emulator and the sync-worker as child processes, and the clients that drive them."""
 
-    def __init__(
-        self, work_dir: Path, dsn: str, *, profile: Path | None, isolate_groups: bool
-    ) -> None:
+    def __init__(self, work_dir: Path, dsn: str, *, profile: Path | None) -> None:
         self.work_dir = work_dir
         self.dsn = dsn
         self.profile = profile
-        self.isolate_groups = isolate_groups
         self.bootstrap = os.environ["CALSYNC_KAFKA_BOOTSTRAP"]
         self.prefix = f"bench.sw.{uuid.uuid4().hex[:8]}."
         self.emu_port = free_port()
@@ -377,11 +354,9 @@ class Stack:
             "SYNC_WORKER_GRAPH__CA_BUNDLE": str(self.ca),
             "SYNC_WORKER_GRAPH__CONNECTOR_URL": connector_url,
         }
+        # Its consumer groups are under the topic prefix (as every stack's): nobody else's joins
+        # rebalance them.
         argv = [sys.executable, "-m", "calsync_sync_worker"]
-        if self.isolate_groups:
-            launcher = self.work_dir / "sync_worker_isolated.py"
-            launcher.write_text(ISOLATED_GROUPS)
-            argv = [sys.executable, str(launcher)]
         if self.profile is not None:  # written when the process exits (SIGTERM, graceful)
             argv = [sys.executable, "-m", "cProfile", "-o", str(self.profile), *argv[1:]]
         proc = self.spawn(argv, env, self.worker_log)
@@ -1209,7 +1184,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit("CALSYNC_KAFKA_BOOTSTRAP is not set: run under deploy/local/with-env.sh")
     with work_dir(args.work_dir) as tmp:
         async with throwaway_database(admin_dsn) as dsn:
-            stack = Stack(tmp, dsn, profile=args.profile, isolate_groups=not args.shared_groups)
+            stack = Stack(tmp, dsn, profile=args.profile)
             try:
                 async with stack.running():
                     results = await run_parts(stack, args)
@@ -1227,9 +1202,6 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         },
         "versions": {p: version(p) for p in ("aiohttp", "aiokafka", "asyncpg")},
         "quick": args.quick,
-        "consumer_groups": "shared with other stacks (as the service names them)"
-        if args.shared_groups
-        else "isolated: the worker's group ids put under the topic prefix by a launcher",
         "method": METHOD,
         "results": results,
     }
@@ -1252,11 +1224,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--only", choices=PARTS, action="append", help="run this part (repeat)")
     parser.add_argument("--profile", type=Path, help="cProfile the sync-worker into this file")
     parser.add_argument("--work-dir", type=Path, help="keep the children's logs here")
-    parser.add_argument(
-        "--shared-groups",
-        action="store_true",
-        help="run the worker as is: its consumer groups shared with every stack on the cluster",
-    )
     args = parser.parse_args()
     args.duration = args.duration or (10.0 if args.quick else 60.0)
     args.e2e_duration = args.e2e_duration or (10.0 if args.quick else 30.0)

@@ -202,10 +202,10 @@ def catalogue_consumer(
     batch_handler: BatchHandler[W] | None = None,
 ) -> ConsumerRunner[W]:
     """A consumer of one catalogue topic, its dead letters on the catalogue's dead-letter topic,
-    both under the stack's topic prefix; on the app's pool and publisher."""
+    topics and group under the stack's prefix; on the app's pool and publisher."""
     platform = settings.platform
     config = ConsumerConfig(
-        group_id=group_id,
+        group_id=platform.group(group_id),
         topics=[platform.topic(topic)],
         dead_letter_topic=platform.topic(DEAD_LETTER.name),
     )

@@ -39,6 +39,11 @@ class PlatformSettings(BaseSettings):
         """The cluster's name of a catalogue topic."""
         return f"{self.topic_prefix}{logical}"
 
+    def group(self, logical: str) -> str:
+        """The cluster's name of a consumer group: a stack's groups share its topics' prefix, so
+        stacks on one cluster never join (and rebalance) each other's groups."""
+        return f"{self.topic_prefix}{logical}"
+
 
 class HttpSettings(BaseModel):
     host: str = "127.0.0.1"

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from calsync_availability.entrypoints import bookings_api, calendars_api
+from calsync_availability.entrypoints import bookings_api, calendars_api, operations_api
 
 TITLE = "calsync availability"
 VERSION = "1.0.0"
@@ -23,7 +23,7 @@ VERSION = "1.0.0"
 def document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
-    for module in (calendars_api, bookings_api):
+    for module in (calendars_api, bookings_api, operations_api):
         for path, item in module.PATHS.items():
             paths.setdefault(path, {}).update(item)
         schemas.update(module.SCHEMAS)

@@ -1,0 +1,392 @@
+"""The availability service's busy projection on the local stack: apply rate, rebuild, busy query.
+
+* dataset: ``--users`` members (one connection, one Conflict Calendar each) with
+  ``--events-per-user`` busy rows, loaded by COPY into the indexed ``outlook_events`` (the COPY
+  baseline: rows/s into the same table, same run);
+* steady state: ``--stream`` calendar events (updates of loaded events and new ones, per-calendar
+  sequences continuing the loaded ones) published to Kafka first, then applied by the service's
+  own consumer (``ConsumerRunner`` + ``on_calendar_event``, offsets and sequences in the same
+  transaction) into the loaded database: events/s, and the ratio to the COPY rate;
+* batched: the same records applied by ``apply_calendar_records`` one Kafka batch per
+  transaction (what the handler does when handed a whole batch; no runner, no offsets);
+* rebuild: every topic replayed from offset 0 into an empty database by the three consumers;
+* busy query: ``busy_queries.outlook_busy`` for one random member over 7 days, ``--clients``
+  concurrent asyncpg clients for ``--query-seconds``: queries/s, p50/p99 ms, and its plan
+  (EXPLAIN ANALYZE).
+
+Writes JSON to ``--out``. Needs the local stack's env (``deploy/local/with-env.sh``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+from asyncpg import Range
+
+from calsync_availability.adapters import busy_queries
+from calsync_availability.bootstrap import MIGRATIONS, PROJECTION_CONSUMERS, SERVICE, SOURCE
+from calsync_availability.service_layer.projections import apply_calendar_records
+from calsync_availability.service_layer.unit_of_work import AvailabilityWork
+from calsync_common.contracts.base import EventPayload
+from calsync_common.contracts.calendar_events import CalendarEventUpserted
+from calsync_common.contracts.connections import ConnectionSnapshot, MicrosoftAccount
+from calsync_common.contracts.envelope import Envelope, decode_record, encode
+from calsync_common.contracts.topics import CALENDAR_EVENTS, DEAD_LETTER
+from calsync_common.kafka.admin import ensure_topics
+from calsync_common.kafka.consumer import ConsumedEvent, ConsumerConfig, ConsumerRunner
+from calsync_common.kafka.producer import EventPublisher
+from calsync_common.postgres.migrations import upgrade
+from calsync_common.postgres.uow import PostgresUnitOfWork
+from calsync_common.runtime import cluster_topics
+from calsync_common.testing import running
+
+START = datetime(2026, 12, 1, tzinfo=UTC)
+SPREAD_DAYS = 90
+CALENDAR = "AAMk-bench"
+SUB = "sub-bench"
+
+
+def connection_id(user: int) -> uuid.UUID:
+    return uuid.UUID(int=user + 1)
+
+
+def event_start(rng: random.Random) -> datetime:
+    minutes = rng.randrange(SPREAD_DAYS * 24 * 4) * 15
+    return START + timedelta(minutes=minutes)
+
+
+@contextlib.asynccontextmanager
+async def database(admin_dsn: str) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(admin_dsn)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    dsn = f"{admin_dsn.rpartition('/')[0]}/{name}"
+    try:
+        await upgrade(dsn, SERVICE, MIGRATIONS)
+        async with asyncpg.create_pool(dsn, min_size=2, max_size=20) as pool:
+            yield dsn, pool
+    finally:
+        conn = await asyncpg.connect(admin_dsn)
+        await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+def snapshot(user: int) -> ConnectionSnapshot:
+    return ConnectionSnapshot(
+        connection_id=connection_id(user),
+        version=1,
+        sub_account_id=SUB,
+        user_id=f"user-{user}",
+        account=MicrosoftAccount(
+            tenant_id="t", object_id=f"o{user}", username=f"u{user}@x.example", is_personal=False
+        ),
+        status="active",
+        linked_calendar_id=CALENDAR,
+        conflict_calendar_ids=(CALENDAR,),
+        changed_at=START,
+    )
+
+
+async def load(pool: asyncpg.Pool, users: int, per_user: int) -> dict[str, Any]:
+    """Connections and busy rows by COPY into the indexed table; the COPY rate."""
+    rng = random.Random(1)
+    async with pool.acquire() as conn:
+        await conn.copy_records_to_table(
+            "outlook_connections",
+            records=[
+                (
+                    connection_id(u),
+                    1,
+                    SUB,
+                    f"user-{u}",
+                    "active",
+                    "one_way",
+                    CALENDAR,
+                    [CALENDAR],
+                    ["busy"],
+                    None,
+                    START,
+                )
+                for u in range(users)
+            ],
+        )
+        await conn.copy_records_to_table(
+            "outlook_calendar_sequences",
+            records=[(connection_id(u), CALENDAR, per_user) for u in range(users)],
+        )
+        rows = []
+        for u in range(users):
+            for n in range(per_user):
+                start = event_start(rng)
+                length = timedelta(minutes=rng.choice((30, 60, 90)))
+                rows.append(
+                    (
+                        connection_id(u),
+                        CALENDAR,
+                        f"e{n}",
+                        Range(start, start + length),
+                        "busy",
+                        False,
+                        None,
+                        n + 1,
+                    )
+                )
+        started = time.perf_counter()
+        for first in range(0, len(rows), 10_000):
+            await conn.copy_records_to_table("outlook_events", records=rows[first : first + 10_000])
+        elapsed = time.perf_counter() - started
+        await conn.execute("ANALYZE")
+    return {"rows": len(rows), "copy_rows_per_s": round(len(rows) / elapsed, 1)}
+
+
+def stream_events(users: int, per_user: int, total: int) -> list[tuple[EventPayload, int]]:
+    """Updates of loaded events (3 in 4) and new ones, with per-calendar sequences."""
+    rng = random.Random(2)
+    sequences = dict.fromkeys(range(users), per_user)
+    out: list[tuple[EventPayload, int]] = []
+    for _ in range(total):
+        u = rng.randrange(users)
+        sequences[u] += 1
+        event_id = f"e{rng.randrange(per_user)}" if rng.random() < 0.75 else f"n{sequences[u]}"
+        start = event_start(rng)
+        payload = CalendarEventUpserted(
+            connection_id=connection_id(u),
+            calendar_id=CALENDAR,
+            event_id=event_id,
+            start=start,
+            end=start + timedelta(minutes=60),
+            show_as=rng.choice(("busy", "busy", "busy", "tentative", "free")),
+            observed_at=START,
+        )
+        out.append((payload, sequences[u]))
+    return out
+
+
+async def publish(
+    publisher: EventPublisher, prefix: str, items: list[tuple[EventPayload, int]]
+) -> None:
+    pending = []
+    for payload, sequence in items:
+        key = payload.partition_key()
+        message = encode(
+            payload, source="/calsync/sync-worker", event_id=f"{key}:{sequence}", sequence=sequence
+        )
+        pending.append(
+            await publisher.send(
+                f"{prefix}{payload.topic}",
+                key.encode(),
+                message.value,
+                list(message.headers.items()),
+            )
+        )
+        if len(pending) >= 5_000:
+            await asyncio.gather(*pending)
+            pending = []
+    await asyncio.gather(*pending)
+
+
+async def applied(pool: asyncpg.Pool, group_prefix: str) -> int:
+    return int(
+        await pool.fetchval(
+            "SELECT coalesce(sum(next_offset), 0) FROM kafka_consumer_offsets"
+            " WHERE group_id LIKE $1 AND next_offset > 0",
+            f"{group_prefix}%",
+        )
+    )
+
+
+async def consume_rate(
+    pool: asyncpg.Pool,
+    publisher: EventPublisher,
+    prefix: str,
+    group: str,
+    topics: list[str],
+    total: int,
+) -> dict[str, Any]:
+    """Run the service's consumers of ``topics`` until ``total`` records are applied; the rate
+    from the first committed batch to the last (group join excluded)."""
+    uow = PostgresUnitOfWork(pool, SOURCE, AvailabilityWork)
+    async with contextlib.AsyncExitStack() as stack:
+        for _, topic, short, handler, batch_handler in PROJECTION_CONSUMERS:
+            if topic not in topics:
+                continue
+            config = ConsumerConfig(
+                group_id=f"{group}-{short}",
+                topics=[f"{prefix}{topic}"],
+                dead_letter_topic=f"{prefix}{DEAD_LETTER.name}",
+            )
+            runner = ConsumerRunner(
+                publisher.bootstrap,
+                config,
+                pool,
+                handler,
+                publisher,
+                bind=uow.bind,
+                batch_handler=batch_handler,
+            )
+            await stack.enter_async_context(running(runner))
+        first: tuple[float, int] | None = None
+        async with asyncio.timeout(900):
+            while True:
+                done = await applied(pool, group)
+                now = time.perf_counter()
+                if first is None and done > 0:
+                    first = (now, done)
+                if done >= total:
+                    break
+                await asyncio.sleep(0.05)
+    assert first is not None
+    elapsed = now - first[0]
+    return {
+        "records": total,
+        "events_per_s": round((total - first[1]) / elapsed, 1),
+        "seconds": round(elapsed, 2),
+    }
+
+
+async def batched_rate(
+    pool: asyncpg.Pool, bootstrap: str, prefix: str, total: int
+) -> dict[str, Any]:
+    """The handler's batch path: one transaction per fetched batch (no runner, no offsets)."""
+    consumer = AIOKafkaConsumer(
+        f"{prefix}{CALENDAR_EVENTS.name}",
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-batched-{uuid.uuid4().hex[:6]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=2_000,
+    )
+    await consumer.start()
+    uow = PostgresUnitOfWork(pool, SOURCE, AvailabilityWork)
+    done = 0
+    started: float | None = None
+    try:
+        while done < total:
+            batches = await consumer.getmany(timeout_ms=1_000, max_records=2_000)
+            for records in batches.values():
+                started = started or time.perf_counter()
+                messages = []
+                for r in records:
+                    decoded = decode_record(list(r.headers), r.key, r.value)
+                    assert isinstance(decoded, Envelope)  # no tombstones on this topic
+                    messages.append(ConsumedEvent(r.topic, r.partition, r.offset, r.key, decoded))
+                async with uow() as work:
+                    await apply_calendar_records(work, messages)
+                done += len(records)
+    finally:
+        await consumer.stop()
+    assert started is not None
+    return {"records": done, "events_per_s": round(done / (time.perf_counter() - started), 1)}
+
+
+async def busy_query_rate(
+    pool: asyncpg.Pool, users: int, clients: int, seconds: float
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    rng = random.Random(3)
+
+    async def client() -> None:
+        async with pool.acquire() as conn:
+            while time.perf_counter() < deadline:
+                user = f"user-{rng.randrange(users)}"
+                start = START + timedelta(days=rng.randrange(SPREAD_DAYS - 7))
+                began = time.perf_counter()
+                await busy_queries.outlook_busy(conn, SUB, [user], start, start + timedelta(days=7))
+                latencies.append((time.perf_counter() - began) * 1000)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - began
+    q = statistics.quantiles(latencies, n=100)
+    async with pool.acquire() as conn:
+        plan = await conn.fetch(
+            "EXPLAIN (ANALYZE, BUFFERS) " + busy_queries._BUSY,
+            SUB,
+            ["user-1"],
+            START,
+            START + timedelta(days=7),
+        )
+    return {
+        "clients": clients,
+        "queries": len(latencies),
+        "queries_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(q[49], 2),
+        "p99_ms": round(q[98], 2),
+        "plan": [r[0] for r in plan],
+    }
+
+
+async def main(args: argparse.Namespace) -> None:
+    bootstrap = os.environ["CALSYNC_KAFKA_BOOTSTRAP"]
+    admin_dsn = os.environ["CALSYNC_TEST_DATABASE_URL"]
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    await ensure_topics(bootstrap, cluster_topics(prefix))
+    publisher = EventPublisher(bootstrap, client_id="bench-availability", source="/calsync/bench")
+    await publisher.start()
+    results: dict[str, Any] = {}
+    try:
+        snapshots = [(snapshot(u), 1) for u in range(args.users)]
+        items = stream_events(args.users, args.events_per_user, args.stream)
+        await publish(publisher, prefix, [*snapshots, *items])
+        async with database(admin_dsn) as (_, pool):
+            results["dataset"] = await load(pool, args.users, args.events_per_user)
+            results["busy_query_raw_sql"] = await busy_query_rate(
+                pool, args.users, args.clients, args.query_seconds
+            )
+            steady = await consume_rate(
+                pool, publisher, prefix, "bench-steady", [CALENDAR_EVENTS.name], args.stream
+            )
+            steady["ratio_to_copy"] = round(
+                steady["events_per_s"] / results["dataset"]["copy_rows_per_s"], 3
+            )
+            results["steady_state_runner"] = steady
+        async with database(admin_dsn) as (_, pool):
+            await load(pool, args.users, args.events_per_user)
+            results["steady_state_batched"] = await batched_rate(
+                pool, bootstrap, prefix, args.stream
+            )
+        async with database(admin_dsn) as (_, pool):
+            topics = [c[1] for c in PROJECTION_CONSUMERS]
+            rebuild = await consume_rate(
+                pool, publisher, prefix, "bench-rebuild", topics, args.stream + args.users
+            )
+            results["rebuild_by_replay"] = rebuild
+    finally:
+        await publisher.stop()
+    report = {
+        "benchmark": "availability-projection",
+        "at": datetime.now(UTC).isoformat(),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "parameters": vars(args) | {"out": str(args.out)},
+        "results": results,
+    }
+    await asyncio.to_thread(args.out.write_text, json.dumps(report, indent=2) + "\n")
+    print(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--users", type=int, default=1_000)
+    parser.add_argument("--events-per-user", type=int, default=500)
+    parser.add_argument("--stream", type=int, default=30_000)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--query-seconds", type=float, default=10.0)
+    asyncio.run(main(parser.parse_args()))

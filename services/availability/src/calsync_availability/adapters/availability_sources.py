@@ -1,0 +1,90 @@
+"""The booking path's view of the booking calendars and the busy projection.
+
+Binds :class:`service_layer.bookings.AvailabilitySources` to the modules that own those tables
+(``calendars_repository``, ``busy_queries``), translating their answers to the booking domain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from calsync_availability.adapters import busy_queries, member_busy_query
+from calsync_availability.adapters.calendars_repository import load_calendar
+from calsync_availability.domain.booking_calendars import BookingCalendar
+from calsync_availability.domain.bookings import BusyInterval, MembersWindow
+from calsync_availability.domain.projection import CalendarFreshness
+from calsync_common.postgres import Connection
+
+
+class ProjectionSources:
+    async def calendar(
+        self, conn: Connection, sub_account_id: str, calendar_id: str
+    ) -> BookingCalendar:
+        return await load_calendar(conn, sub_account_id, calendar_id, lock="key_share")
+
+    async def outlook_busy(
+        self,
+        conn: Connection,
+        sub_account_id: str,
+        user_ids: Sequence[str],
+        start: datetime,
+        end: datetime,
+    ) -> list[BusyInterval]:
+        rows = await busy_queries.outlook_busy(conn, sub_account_id, user_ids, start, end)
+        return [
+            BusyInterval(
+                r.user_id,
+                r.start,
+                r.end,
+                "outlook",
+                connection_id=r.connection_id,
+                calendar_id=r.calendar_id,
+                event_id=r.event_id,
+                show_as=r.show_as,
+            )
+            for r in rows
+        ]
+
+    async def window(
+        self,
+        conn: Connection,
+        sub_account_id: str,
+        user_ids: Sequence[str],
+        start: datetime,
+        end: datetime,
+        calendar: BookingCalendar,
+        now: datetime,
+    ) -> MembersWindow:
+        outlook = calendar.outlook_conflicts
+        policed = outlook and calendar.on_stale != "proceed"
+        found = await member_busy_query.members_window(
+            conn, sub_account_id, user_ids, start, end, outlook=outlook, freshness=policed
+        )
+        stale: dict[str, list[dict[str, Any]]] = {}
+        for f in found.calendars:
+            if f.is_stale(now, calendar.stale_after):
+                stale.setdefault(f.user_id, []).append(freshness_json(f))
+        return MembersWindow(found.busy, stale)
+
+    async def sync_preference(
+        self, conn: Connection, sub_account_id: str, user_id: str, connection_id: UUID
+    ) -> str | None:
+        member = await busy_queries.member_connection(conn, sub_account_id, user_id)
+        if member is None or member.connection_id != connection_id:
+            return None
+        return member.sync_preference
+
+
+def freshness_json(f: CalendarFreshness) -> dict[str, Any]:
+    """A Conflict Calendar's freshness as answers show it (no private details)."""
+    return {
+        "connection_id": str(f.connection_id),
+        "calendar_id": f.calendar_id,
+        "connection_status": f.connection_status,
+        "status": f.status,
+        "subscription": f.subscription,
+        "last_synced_at": f.last_synced_at.isoformat() if f.last_synced_at else None,
+    }

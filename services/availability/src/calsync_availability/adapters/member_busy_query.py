@@ -1,0 +1,157 @@
+"""Busy time in one statement (one round trip and one span instead of two or three) for the
+hottest paths: ``GET .../users/{user_id}/busy`` (:func:`member_busy`), the booking check
+(:func:`members_window`) and free slots (:func:`members_busy_spans`).
+
+A statement is the ``UNION ALL`` of up to three parts, each keeping the predicates of the query it
+stands for: blocking Outlook time is ``busy_queries.outlook_busy``'s (``BLOCKS``, and the partial
+GiST index's own predicate ``show_as <> 'free' AND booking_id IS NULL``, which it needs to use
+that index), confirmed bookings are ``bookings_repository.confirmed_busy``'s, Conflict Calendars'
+freshness is ``busy_queries.calendar_freshness``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from asyncpg import Record
+
+from calsync_availability.adapters.projection_repository import BLOCKS
+from calsync_availability.domain.bookings import BusyInterval
+from calsync_availability.domain.projection import CalendarFreshness
+from calsync_availability.domain.slots import Busy
+from calsync_common.postgres import Connection
+
+_OUTLOOK = f"""
+SELECT 'outlook', c.user_id, lower(e.during), upper(e.during), e.connection_id, e.calendar_id,
+       e.event_id, e.show_as, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM outlook_connections c
+JOIN outlook_events e ON e.connection_id = c.connection_id
+WHERE c.sub_account_id = $1 AND c.user_id = ANY ($2::text[])
+  AND e.show_as <> 'free' AND e.booking_id IS NULL
+  AND e.during && tstzrange($3, $4)
+  AND {BLOCKS}
+"""  # noqa: S608 (constants only)
+_BOOKINGS = """
+SELECT 'booking' AS kind, b.user_id, lower(b.during) AS start, upper(b.during) AS "end",
+       NULL::uuid AS connection_id, NULL::text AS calendar_id, NULL::text AS event_id,
+       NULL::text AS show_as, b.group_id AS booking_id, NULL::text AS connection_status,
+       NULL::text AS status, NULL::text AS subscription, NULL::timestamptz AS last_synced_at,
+       NULL::text AS last_error, NULL::timestamptz AS changed_at
+FROM bookings b
+WHERE b.sub_account_id = $1 AND b.user_id = ANY ($2::text[]) AND b.status = 'confirmed'
+  AND b.during && tstzrange($3, $4)
+"""
+_FRESHNESS = """
+SELECT 'calendar', c.user_id, NULL, NULL, c.connection_id, cal.calendar_id, NULL, NULL, NULL,
+       c.status, f.status, f.subscription, f.last_synced_at, f.last_error, f.changed_at
+FROM outlook_connections c
+CROSS JOIN LATERAL unnest(c.conflict_calendar_ids) AS cal(calendar_id)
+LEFT JOIN outlook_calendar_freshness f
+       ON f.connection_id = c.connection_id AND f.calendar_id = cal.calendar_id
+WHERE c.sub_account_id = $1 AND c.user_id = ANY ($2::text[]) AND c.status <> 'disconnected'
+"""
+#: (outlook, freshness) → the statement. The bookings part is always there and first: it names
+#: and types the columns, and types $3 and $4.
+_STATEMENTS = {
+    (outlook, freshness): " UNION ALL ".join(
+        part
+        for part, wanted in ((_BOOKINGS, True), (_OUTLOOK, outlook), (_FRESHNESS, freshness))
+        if wanted
+    )
+    for outlook in (False, True)
+    for freshness in (False, True)
+}
+
+
+@dataclass(frozen=True)
+class Window:
+    #: Confirmed bookings and (when asked) blocking Outlook time, whole intervals, unordered.
+    busy: list[BusyInterval]
+    #: (When asked) the Conflict Calendars of the members' live connections.
+    calendars: list[CalendarFreshness]
+
+
+async def members_window(
+    conn: Connection,
+    sub_account_id: str,
+    user_ids: Sequence[str],
+    start: datetime,
+    end: datetime,
+    *,
+    outlook: bool,
+    freshness: bool,
+) -> Window:
+    """What is known of the members over ``[start, end)``, in one round trip."""
+    sql = _STATEMENTS[(outlook, freshness)]
+    rows = await conn.fetch(sql, sub_account_id, list(user_ids), start, end)
+    busy: list[BusyInterval] = []
+    calendars: list[CalendarFreshness] = []
+    for r in rows:
+        if r["kind"] == "calendar":
+            calendars.append(_freshness(r))
+        else:
+            busy.append(
+                BusyInterval(
+                    r["user_id"], r["start"], r["end"], r["kind"],
+                    booking_id=r["booking_id"], connection_id=r["connection_id"],
+                    calendar_id=r["calendar_id"], event_id=r["event_id"], show_as=r["show_as"],
+                )
+            )  # fmt: skip
+    return Window(busy, calendars)
+
+
+async def members_busy_spans(
+    conn: Connection,
+    sub_account_id: str,
+    user_ids: Sequence[str],
+    start: datetime,
+    end: datetime,
+    *,
+    outlook: bool,
+    freshness: bool,
+) -> tuple[dict[str, list[Busy]], list[CalendarFreshness]]:
+    """:func:`members_window` for free slots: busy time as the slot computation takes it
+    (times and whether from Outlook, per member), without building each interval's details."""
+    sql = _STATEMENTS[(outlook, freshness)]
+    rows = await conn.fetch(sql, sub_account_id, list(user_ids), start, end)
+    busy: dict[str, list[Busy]] = {u: [] for u in user_ids}
+    calendars: list[CalendarFreshness] = []
+    for r in rows:
+        kind, user_id, begins, ends = r[0], r[1], r[2], r[3]
+        if kind == "calendar":
+            calendars.append(_freshness(r))
+        else:
+            busy.setdefault(user_id, []).append(Busy(begins, ends, kind == "outlook"))
+    return busy, calendars
+
+
+def _freshness(r: Record) -> CalendarFreshness:
+    return CalendarFreshness(
+        user_id=r["user_id"],
+        connection_id=r["connection_id"],
+        calendar_id=r["calendar_id"],
+        connection_status=r["connection_status"],
+        status=r["status"],
+        subscription=r["subscription"],
+        last_synced_at=r["last_synced_at"],
+        last_error=r["last_error"],
+        changed_at=r["changed_at"],
+    )
+
+
+async def member_busy(
+    conn: Connection, sub_account_id: str, user_id: str, start: datetime, end: datetime
+) -> Window:
+    """A member's busy time in time order (bookings first on a tie, Outlook events by source
+    ids) and Conflict Calendars by connection and calendar, as the busy endpoint shows them."""
+    found = await members_window(
+        conn, sub_account_id, [user_id], start, end, outlook=True, freshness=True
+    )
+    busy = sorted(
+        found.busy,
+        key=lambda b: (b.start, b.end, b.source, str(b.connection_id), b.calendar_id, b.event_id),
+    )
+    calendars = sorted(found.calendars, key=lambda f: (str(f.connection_id), f.calendar_id))
+    return Window(busy, calendars)
