@@ -509,3 +509,37 @@ async def test_http_internal_endpoint_takes_only_its_services(client: Client) ->
         resp = await client.post("/internal/v1/access-tokens", headers=_auth(other))
         assert resp.status == 403
         assert (await resp.json(content_type=PROBLEM_JSON))["code"] == "forbidden"
+
+
+def test_a_verified_token_is_cached_until_it_expires_then_checked_again() -> None:
+    now = [datetime.now(UTC).timestamp()]
+    authenticator = Authenticator(SETTINGS, clock=lambda: now[0])
+    iat = int(now[0])
+    value = token(claims(iat=iat, exp=iat + 60))
+    first = authenticator.authenticate(bearer(value))
+    decoded = 0
+    original = authenticator._decode
+
+    def counting(raw: str) -> dict[str, Any]:
+        nonlocal decoded
+        decoded += 1
+        return original(raw)
+
+    authenticator._decode = counting  # type: ignore[method-assign]
+    assert authenticator.authenticate(bearer(value)) == first  # from the cache
+    assert decoded == 0
+    # Past exp + leeway by the cache's clock: it lets go, and the token is checked again (by
+    # PyJWT, on the real clock, which refuses it once it has really expired).
+    now[0] = iat + 60 + SETTINGS.leeway_s + 1
+    authenticator.authenticate(bearer(value))
+    assert decoded == 1
+    # A forged token never reaches the cache by looking like a cached one.
+    assert refusal(authenticator, bearer(value[:-2] + "xx")).challenge
+
+
+def test_the_cache_is_bounded() -> None:
+    authenticator = Authenticator(SETTINGS)
+    authenticator.CACHE_SIZE = 3
+    for n in range(5):
+        authenticator.authenticate(bearer(token(claims(sub=f"user-{n}"))))
+    assert len(authenticator._verified) == 3

@@ -58,6 +58,14 @@ class Rig:
     http: aiohttp.ClientSession
     dsn: str
 
+    @property
+    def sub_account_id(self) -> str:
+        """The rig's own member, so snapshots other tests left on the shared topics never
+        match it."""
+        return f"sa-{self.connection_id.hex[:12]}"
+
+    user_id = "user-1"
+
     async def control(self, method: str, path: str, body: Any = None) -> Any:
         async with self.http.request(method, f"{self.emulator.base_url}{path}", json=body) as resp:
             assert resp.status < 300, await resp.text()
@@ -75,6 +83,7 @@ class Rig:
         payload = BASE.model_copy(
             update={
                 "connection_id": self.connection_id,
+                "sub_account_id": self.sub_account_id,
                 "version": version,
                 "linked_calendar_id": calendars[0] if calendars else None,
                 "conflict_calendar_ids": calendars,

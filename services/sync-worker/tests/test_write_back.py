@@ -38,8 +38,6 @@ from .conftest import Emulator, SignedIn
 from .test_subscriptions import Rig, running_rig
 
 pytestmark = pytest.mark.integration
-SUB_ACCOUNT = "sub-1"  # the connection snapshots' (examples.BASE)
-USER = "user-1"
 
 
 @pytest.fixture
@@ -62,19 +60,19 @@ def _slot(days: int, minutes: int = 30) -> tuple[datetime, datetime]:
     return start, start + timedelta(minutes=minutes)
 
 
-def _common(booking_id: uuid.UUID, version: int) -> dict[str, Any]:
+def _common(rig: Rig, booking_id: uuid.UUID, version: int) -> dict[str, Any]:
     return {
         "booking_id": booking_id,
         "version": version,
-        "sub_account_id": SUB_ACCOUNT,
-        "user_id": USER,
+        "sub_account_id": rig.sub_account_id,
+        "user_id": rig.user_id,
         "booking_calendar_id": "bc-1",
         "occurred_at": datetime.now(UTC),
     }
 
 
-def confirmed(booking_id: uuid.UUID, start: datetime, end: datetime) -> BookingConfirmed:
-    return BookingConfirmed(**_common(booking_id, 1), start=start, end=end, title="Intro call")
+def confirmed(rig: Rig, booking_id: uuid.UUID, start: datetime, end: datetime) -> BookingConfirmed:
+    return BookingConfirmed(**_common(rig, booking_id, 1), start=start, end=end, title="Intro call")
 
 
 async def deliver(rig: Rig, *events: Any) -> None:
@@ -147,7 +145,7 @@ async def test_a_booking_from_kafka_is_written_once_tagged_and_its_echo_is_flagg
     booking_id = uuid.uuid4()
     start, end = _slot(days=3)
     # Through the real topic and the sync-worker's consumer group.
-    await rig.app[PUBLISHER].publish(confirmed(booking_id, start, end))
+    await rig.app[PUBLISHER].publish(confirmed(rig, booking_id, start, end))
 
     (outcome,) = await await_outcome(rig, booking_id, 1)
     assert outcome["outcome"] == "written"
@@ -175,10 +173,10 @@ async def test_a_booking_from_kafka_is_written_once_tagged_and_its_echo_is_flagg
     assert not [e for e in published if e["type"].endswith("booking_changed.v1")]
 
     # The same version again (a redelivery) writes nothing and publishes nothing.
-    await rig.app[PUBLISHER].publish(confirmed(booking_id, start, end))
+    await rig.app[PUBLISHER].publish(confirmed(rig, booking_id, start, end))
     await rig.app[PUBLISHER].publish(
         BookingConflictDetected(
-            **_common(booking_id, 1),
+            **_common(rig, booking_id, 1),
             start=start,
             end=end,
             connection_id=rig.connection_id,
@@ -190,7 +188,9 @@ async def test_a_booking_from_kafka_is_written_once_tagged_and_its_echo_is_flagg
         )
     )
     reschedule = BookingRescheduled(
-        **_common(booking_id, 2), start=start + timedelta(hours=1), end=end + timedelta(hours=1)
+        **_common(rig, booking_id, 2),
+        start=start + timedelta(hours=1),
+        end=end + timedelta(hours=1),
     )
     await rig.app[PUBLISHER].publish(reschedule)  # a marker: it is consumed after the others
     written = await await_outcome(rig, booking_id, 2)
@@ -203,7 +203,7 @@ async def test_a_create_retried_after_a_lost_commit_finds_the_first_event(rig: R
     await rig.snapshot(3, (linked,))
     booking_id = uuid.uuid4()
     start, end = _slot(days=5)
-    await deliver(rig, confirmed(booking_id, start, end))
+    await deliver(rig, confirmed(rig, booking_id, start, end))
     (first,) = await await_outcome(rig, booking_id, 1)
 
     # As if the process died after Graph created the event but before the commit recorded it:
@@ -229,25 +229,26 @@ async def test_reschedule_moves_the_event_and_cancel_removes_it(rig: Rig) -> Non
     await rig.snapshot(3, (linked,))
     booking_id = uuid.uuid4()
     start, end = _slot(days=7)
-    await deliver(rig, confirmed(booking_id, start, end))
+    await deliver(rig, confirmed(rig, booking_id, start, end))
     await await_outcome(rig, booking_id, 1)
 
     later = start + timedelta(hours=2)
     await deliver(
-        rig, BookingRescheduled(**_common(booking_id, 2), start=later, end=later + (end - start))
+        rig,
+        BookingRescheduled(**_common(rig, booking_id, 2), start=later, end=later + (end - start)),
     )
     moved = (await await_outcome(rig, booking_id, 2))[1]
     assert (moved["outcome"], moved["booking_version"]) == ("written", 2)
     (event,) = await events_of_booking(rig, linked, booking_id)
     assert datetime.fromisoformat(event["start"]["dateTime"][:19]).replace(tzinfo=UTC) == later
 
-    await deliver(rig, BookingCancelled(**_common(booking_id, 3)))
+    await deliver(rig, BookingCancelled(**_common(rig, booking_id, 3)))
     removed = (await await_outcome(rig, booking_id, 3))[2]
     assert (removed["outcome"], removed["booking_version"]) == ("removed", 3)
     assert await events_of_booking(rig, linked, booking_id) == []
 
     # An older version arriving late (a replay) changes nothing.
-    await deliver(rig, confirmed(booking_id, start, end))
+    await deliver(rig, confirmed(rig, booking_id, start, end))
     await round_now(rig, linked)
     assert len(await outcomes(rig, booking_id)) == 3
     assert await events_of_booking(rig, linked, booking_id) == []
@@ -260,7 +261,7 @@ async def test_without_a_linked_calendar_it_is_skipped_then_written_once_there_i
     await rig.snapshot(3, (linked,), linked_calendar_id=None)
     booking_id = uuid.uuid4()
     start, end = _slot(days=9)
-    await deliver(rig, confirmed(booking_id, start, end))
+    await deliver(rig, confirmed(rig, booking_id, start, end))
     (skipped,) = await await_outcome(rig, booking_id, 1)
     assert (skipped["outcome"], skipped["reason"], skipped["will_retry"]) == (
         "skipped",
@@ -282,7 +283,7 @@ async def test_a_connection_needing_sign_in_parks_the_write_until_it_is_active(
     await rig.snapshot(3, (linked,), status="reauth_required")
     booking_id = uuid.uuid4()
     start, end = _slot(days=11)
-    await deliver(rig, confirmed(booking_id, start, end))
+    await deliver(rig, confirmed(rig, booking_id, start, end))
     (parked,) = await await_outcome(rig, booking_id, 1)
     assert (parked["outcome"], parked["reason"]) == ("skipped", "connection_not_active")
 
@@ -296,7 +297,7 @@ async def test_two_way_moves_and_deletes_in_outlook_are_published_once(rig: Rig)
     await rig.snapshot(3, (linked,), sync_preference="two_way")
     booking_id = uuid.uuid4()
     start, end = _slot(days=13)
-    await deliver(rig, confirmed(booking_id, start, end))
+    await deliver(rig, confirmed(rig, booking_id, start, end))
     (written,) = await await_outcome(rig, booking_id, 1)
     event_id = written["event_id"]
 
@@ -350,7 +351,7 @@ async def test_one_way_changes_in_outlook_publish_nothing(rig: Rig) -> None:
     await rig.snapshot(3, (linked,), sync_preference="one_way")
     booking_id = uuid.uuid4()
     start, end = _slot(days=15)
-    await deliver(rig, confirmed(booking_id, start, end))
+    await deliver(rig, confirmed(rig, booking_id, start, end))
     (written,) = await await_outcome(rig, booking_id, 1)
 
     await rig.control("DELETE", f"/_emulator/users/{rig.user.user_id}/events/{written['event_id']}")

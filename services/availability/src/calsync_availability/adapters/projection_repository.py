@@ -29,6 +29,12 @@ from asyncpg import Range, Record
 from calsync_availability.domain.projection import ConnectionView, EventChange, ResyncProgress
 from calsync_common.postgres import Connection
 
+#: Every table a connection change must see quiet, in the one order all writers lock them.
+_CALENDAR_TABLES = (
+    "outlook_events, outlook_calendar_sequences, outlook_calendar_freshness,"
+    " outlook_resyncs, outlook_resync_ids"
+)
+
 #: The lock key of a member (sub_account_id, user_id); length-prefixed so no two members share it.
 MEMBER_KEY = "hashtextextended(length({sub})::text || ':' || {sub} || '/' || {user}, 0)"
 MEMBER_LOCK = f"pg_advisory_xact_lock({MEMBER_KEY})"
@@ -275,10 +281,15 @@ class ProjectionRepository:
 
     async def lock_calendar_tables(self) -> None:
         """Before a connection change: no event or status write runs concurrently with it."""
-        await self._conn.execute(
-            "LOCK TABLE outlook_events, outlook_calendar_sequences, outlook_calendar_freshness,"
-            " outlook_resyncs, outlook_resync_ids IN SHARE ROW EXCLUSIVE MODE"
-        )
+        await self._conn.execute(f"LOCK TABLE {_CALENDAR_TABLES} IN SHARE ROW EXCLUSIVE MODE")
+
+    async def enter_calendar_tables(self) -> None:
+        """Before an event or status write: the tables' write locks in the order a connection
+        change takes them. A statement locks the tables it names in its own order; without
+        this, a batch holding one table and waiting for another could deadlock with a
+        connection change holding the second and waiting for the first. Writers never block
+        each other with these (ROW EXCLUSIVE)."""
+        await self._conn.execute(f"LOCK TABLE {_CALENDAR_TABLES} IN ROW EXCLUSIVE MODE")
 
     async def release_unsynced(self, connection_id: UUID, synced: frozenset[str]) -> None:
         await self._conn.execute(_RELEASE, connection_id, sorted(synced))

@@ -81,6 +81,7 @@ async def on_calendar_event(work: AvailabilityWork, message: Message) -> None:
 
 async def apply_calendar_records(work: AvailabilityWork, messages: Sequence[Message]) -> None:
     """Apply records of one or more calendars in their order."""
+    await work.projection.enter_calendar_tables()
     run: list[EventChange] = []
     for message in messages:
         if not isinstance(message, ConsumedEvent):
@@ -147,6 +148,7 @@ async def _apply_resync(
 
 async def on_sync_status(work: AvailabilityWork, message: Message) -> None:
     repo = work.projection
+    await repo.enter_calendar_tables()
     if isinstance(message, ConsumedTombstone):
         head, _, calendar_id = message.tombstone.key.partition("/")
         connection_id = _uuid(head)
