@@ -64,10 +64,11 @@ bench: install infra-up ## baselines and every component's speed, JSON under ben
 	@$(WITH_ENV) $(UV) run python bench/availability_api_bench.py --out bench/results/availability-api.json
 	@$(UV) run python bench/free_slots_bench.py --out bench/results/free-slots.json
 
-token: install ## mint a connector bearer token: make token SUB_ACCOUNT=sa-1 | SERVICE=sync-worker [SUBJECT=..] [LIFETIME=3600]
+token: install ## mint a bearer token: make token SUB_ACCOUNT=sa-1 | SERVICE=sync-worker [AUDIENCE=calsync-availability] [SUBJECT=..] [LIFETIME=3600]
 	@$(UV) run python -m calsync_connector.mint_token \
 		$(if $(SUB_ACCOUNT),--sub-account "$(SUB_ACCOUNT)") $(if $(SERVICE),--service "$(SERVICE)") \
-		$(if $(SUBJECT),--subject "$(SUBJECT)") $(if $(LIFETIME),--lifetime "$(LIFETIME)")
+		$(if $(SUBJECT),--subject "$(SUBJECT)") $(if $(LIFETIME),--lifetime "$(LIFETIME)") \
+		$(if $(AUDIENCE),--audience "$(AUDIENCE)")
 
 logs: ## follow the infrastructure logs
 	@tail -n 50 -F .run/kafka/logs/*.log .run/postgres/*.log

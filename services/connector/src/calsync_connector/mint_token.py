@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
         "--subject", help="the caller's id (sub claim); default: the service name or 'mint-token'"
     )
     parser.add_argument("--lifetime", type=int, default=3600, metavar="SECONDS")
+    parser.add_argument(
+        "--audience",
+        help="the service the token is for (aud claim), e.g. calsync-availability;"
+        " default: the connector's",
+    )
     return parser
 
 
@@ -77,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
     settings = _settings(PlatformSettings().environment)
+    if args.audience:
+        settings = settings.model_copy(update={"audience": args.audience})
     subject = args.subject or args.service or "mint-token"
     try:
         token = mint(

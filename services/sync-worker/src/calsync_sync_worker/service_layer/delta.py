@@ -72,7 +72,9 @@ class DeltaConfig:
     rebase_after: timedelta = timedelta(hours=6)
     every_s: float = 1.0
     lease_s: float = 120.0
-    batch: int = 10
+    #: Calendars claimed at once, their rounds run concurrently (each mailbox's gate still lets
+    #: 4 requests through): 10 left 1,000 busy calendars seconds behind (bench, p50 6.2 s -> 2.9 s).
+    batch: int = 50
 
 
 @dataclass(frozen=True)
