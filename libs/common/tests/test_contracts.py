@@ -92,3 +92,28 @@ def test_end_before_start_is_refused() -> None:
 def test_generated_docs_and_schemas_are_current() -> None:
     stale = stale_files(ROOT)
     assert stale == [], f"run `make schemas`: {stale}"
+
+
+def test_our_own_messages_decode_the_same_without_the_sdk() -> None:
+    """``decode`` reads calsync's own shape directly; it must agree with the SDK's reading."""
+    from cloudevents.core.bindings.kafka import KafkaMessage, from_binary
+
+    from calsync_common.contracts import envelope
+
+    for example in examples():
+        message = envelope.encode(example, source="/calsync/test", subject="s", sequence=7)
+        headers = list(message.headers.items())
+        key = message.key.encode() if isinstance(message.key, str) else message.key
+        ours = envelope.decode(headers, key, message.value)
+        sdk = from_binary(
+            KafkaMessage(headers=dict(headers), key=key, value=message.value), envelope._FORMAT
+        )
+        assert (ours.id, ours.source, ours.type, ours.time, ours.subject, ours.sequence) == (
+            sdk.get_id(),
+            sdk.get_source(),
+            sdk.get_type(),
+            sdk.get_time(),
+            sdk.get_subject(),
+            7,
+        )
+        assert ours.data == example

@@ -14,6 +14,7 @@ headers but no data, and decodes to :class:`Tombstone`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -134,19 +135,14 @@ def decode(
     if value is None:
         raise ContractError("message has no value (tombstones carry no event)")
     ce_headers = {k: v for k, v in headers if k.startswith("ce_") or k == "content-type"}
+    ours = _decode_ours(ce_headers, value)
+    if ours is not None:
+        return ours
     try:
         event = from_binary(KafkaMessage(headers=ce_headers, key=key, value=value), _FORMAT)
     except Exception as exc:  # the SDK raises several unrelated types for malformed input
         raise ContractError(f"not a CloudEvent in binary mode: {exc}") from exc
-    model = payload_model(event.get_type())
-    if model is None:
-        raise ContractError(f"unknown event type {event.get_type()!r}")
-    try:
-        data = model.model_validate(event.get_data(), context=TOLERANT)
-    except ValidationError as exc:
-        raise ContractError(
-            f"{event.get_type()} data invalid: {exc.error_count()} error(s)"
-        ) from exc
+    data = _payload(event.get_type(), event.get_data())
     return Envelope(
         id=event.get_id(),
         source=event.get_source(),
@@ -156,3 +152,47 @@ def decode(
         data=data,
         sequence=parse_sequence(event.get_extension("sequence")),
     )
+
+
+_OURS_REQUIRED = ("ce_id", "ce_source", "ce_type")
+
+
+def _decode_ours(headers: dict[str, bytes], value: bytes) -> Envelope | None:
+    """The shape every calsync producer writes (:func:`encode`), read without the SDK (whose
+    attribute validation cost ~70 µs a record, most of a projection's time); None for anything
+    else, which the SDK's path then reads or refuses. The payload rules are the same."""
+    if headers.get("ce_specversion") != b"1.0" or headers.get("content-type") not in (
+        b"application/json",
+        None,
+    ):
+        return None
+    try:
+        event_id, source, event_type = (headers[h].decode() for h in _OURS_REQUIRED)
+        raw_time = headers.get("ce_time")
+        time = datetime.fromisoformat(raw_time.decode()) if raw_time is not None else None
+        raw_subject = headers.get("ce_subject")
+        subject = raw_subject.decode() if raw_subject is not None else None
+        body = json.loads(value)
+    except (KeyError, UnicodeDecodeError, ValueError):
+        return None
+    if not (event_id and source and event_type) or (time is not None and time.tzinfo is None):
+        return None
+    return Envelope(
+        id=event_id,
+        source=source,
+        type=event_type,
+        time=time,
+        subject=subject,
+        data=_payload(event_type, body),
+        sequence=parse_sequence(headers.get("ce_sequence")),
+    )
+
+
+def _payload(event_type: str, body: object) -> EventPayload:
+    model = payload_model(event_type)
+    if model is None:
+        raise ContractError(f"unknown event type {event_type!r}")
+    try:
+        return model.model_validate(body, context=TOLERANT)
+    except ValidationError as exc:
+        raise ContractError(f"{event_type} data invalid: {exc.error_count()} error(s)") from exc
