@@ -21,7 +21,6 @@ from uuid import UUID
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from pydantic.json_schema import JsonSchemaMode
 
 from calsync_availability.domain.bookings import BookingNotFound
 from calsync_availability.domain.errors import AvailabilityError
@@ -35,6 +34,13 @@ from calsync_availability.entrypoints.booking_views import (
     WindowQuery,
     booking_document,
     dumps,
+)
+from calsync_availability.entrypoints.openapi_parts import (
+    AUTH_PROBLEMS,
+    BODY_PROBLEMS,
+    json_content,
+    problem,
+    schemas,
 )
 from calsync_availability.service_layer.availability_queries import AvailabilityQueries
 from calsync_availability.service_layer.bookings import (
@@ -271,28 +277,6 @@ def setup(app: web.Application) -> None:
 
 # --- OpenAPI --------------------------------------------------------------------------------
 
-_REF = "#/components/schemas/{model}"
-
-
-def _schemas(*models: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for model in models:
-        schema = model.model_json_schema(ref_template=_REF, mode=mode)
-        out.update(schema.pop("$defs", {}))
-        out[model.__name__] = schema
-    return out
-
-
-def _content(schema: str) -> dict[str, Any]:
-    return {"application/json": {"schema": {"$ref": _REF.format(model=schema)}}}
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {PROBLEM_JSON: {"schema": {"$ref": _REF.format(model="Problem")}}},
-    }
-
 
 def _string(name: str, where: str = "path", **schema: Any) -> dict[str, Any]:
     return {
@@ -307,22 +291,16 @@ def _time(name: str) -> dict[str, Any]:
     return {**_string(name, "query", format="date-time"), "required": True}
 
 
-_AUTH = {
-    "401": _problem("No valid bearer token (unauthenticated)"),
-    "403": _problem("The token does not grant this sub-account (forbidden)"),
-}
-_NUL = {"400": _problem("A NUL character (invalid_characters)")}
-_BAD_BODY = {
-    "400": _problem("Malformed JSON, or a NUL character (malformed_json, invalid_characters)"),
-    "415": _problem("Not application/json (unsupported_media_type)"),
-}
+_AUTH = AUTH_PROBLEMS
+_NUL = {"400": problem("A NUL character (invalid_characters)")}
+_BAD_BODY = BODY_PROBLEMS
 _SUB = [_string("sub_account_id")]
 _IDEMPOTENCY_KEY = {
     **_string("Idempotency-Key", "header", minLength=1, maxLength=MAX_KEY_LENGTH),
     "required": True,
 }
 _ONE = [*_SUB, _string("booking_id")]
-_BOOKING = {"description": "The booking", "content": _content("BookingDocument")}
+_BOOKING = {"description": "The booking", "content": json_content("BookingDocument")}
 _WINDOW_ERRORS = "invalid_query, invalid_window (start < end, at most 62 days)"
 _RULES = (
     "invalid_request (shape), invalid_booking_time, slot_not_offered (working hours, slot "
@@ -341,9 +319,9 @@ PATHS: dict[str, Any] = {
             "description": "Outlook time shows its time, showAs and source ids only.",
             "parameters": [_time("start"), _time("end")],
             "responses": {
-                "200": {"description": "Busy time", "content": _content("BusyDocument")},
+                "200": {"description": "Busy time", "content": json_content("BusyDocument")},
                 **_NUL,
-                "422": _problem(_WINDOW_ERRORS),
+                "422": problem(_WINDOW_ERRORS),
                 **_AUTH,
             },
         },
@@ -365,10 +343,10 @@ PATHS: dict[str, Any] = {
                 {"name": "include_outlook", "in": "query", "schema": {"type": "boolean"}},
             ],
             "responses": {
-                "200": {"description": "Free slots", "content": _content("FreeSlotsDocument")},
+                "200": {"description": "Free slots", "content": json_content("FreeSlotsDocument")},
                 **_NUL,
-                "404": _problem("No such calendar (calendar_not_found)"),
-                "422": _problem(f"{_WINDOW_ERRORS}, outlook_not_supported_for_event_calendars"),
+                "404": problem("No such calendar (calendar_not_found)"),
+                "422": problem(f"{_WINDOW_ERRORS}, outlook_not_supported_for_event_calendars"),
                 **_AUTH,
             },
         },
@@ -380,7 +358,7 @@ PATHS: dict[str, Any] = {
             "tags": ["bookings"],
             "summary": "Book a slot (idempotent with Idempotency-Key)",
             "parameters": [_IDEMPOTENCY_KEY],
-            "requestBody": {"required": True, "content": _content("BookingRequest")},
+            "requestBody": {"required": True, "content": json_content("BookingRequest")},
             "responses": {
                 "201": {
                     "description": "Booked",
@@ -388,19 +366,19 @@ PATHS: dict[str, Any] = {
                         "Location": {"schema": {"type": "string"}},
                         "Idempotent-Replayed": {"schema": {"type": "string"}},
                     },
-                    "content": _content("BookingDocument"),
+                    "content": json_content("BookingDocument"),
                 },
-                "400": _problem(
+                "400": problem(
                     "idempotency_key_required, invalid_idempotency_key, malformed_json, "
                     "invalid_characters"
                 ),
-                "404": _problem("No such calendar (calendar_not_found)"),
-                "409": _problem(
+                "404": problem("No such calendar (calendar_not_found)"),
+                "409": problem(
                     "slot_unavailable (with `conflicts`: member, start, end, source), "
                     "calendar_sync_stale (with `stale`)"
                 ),
                 "415": _BAD_BODY["415"],
-                "422": _problem(f"{_RULES}, idempotency_key_reused"),
+                "422": problem(f"{_RULES}, idempotency_key_reused"),
                 **_AUTH,
             },
         },
@@ -414,7 +392,7 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": _BOOKING,
                 **_NUL,
-                "404": _problem("booking_not_found"),
+                "404": problem("booking_not_found"),
                 **_AUTH,
             },
         },
@@ -422,13 +400,13 @@ PATHS: dict[str, Any] = {
             "operationId": "rescheduleBooking",
             "tags": ["bookings"],
             "summary": "Reschedule a booking (the same rules as booking; a new version)",
-            "requestBody": {"required": True, "content": _content("RescheduleRequest")},
+            "requestBody": {"required": True, "content": json_content("RescheduleRequest")},
             "responses": {
                 "200": _BOOKING,
                 **_BAD_BODY,
-                "404": _problem("booking_not_found, calendar_not_found"),
-                "409": _problem("slot_unavailable, calendar_sync_stale, booking_cancelled"),
-                "422": _problem(_RULES),
+                "404": problem("booking_not_found, calendar_not_found"),
+                "409": problem("slot_unavailable, calendar_sync_stale, booking_cancelled"),
+                "422": problem(_RULES),
                 **_AUTH,
             },
         },
@@ -439,7 +417,7 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": _BOOKING,
                 **_NUL,
-                "404": _problem("booking_not_found"),
+                "404": problem("booking_not_found"),
                 **_AUTH,
             },
         },
@@ -449,6 +427,6 @@ PATHS: dict[str, Any] = {
 #: Component schemas the path items refer to (#/components/schemas/...). ``Problem`` is the
 #: calendars module's.
 SCHEMAS: dict[str, Any] = {
-    **_schemas(BookingRequest, RescheduleRequest, mode="validation"),
-    **_schemas(BookingDocument, BusyDocument, FreeSlotsDocument, mode="serialization"),
+    **schemas(BookingRequest, RescheduleRequest, mode="validation"),
+    **schemas(BookingDocument, BusyDocument, FreeSlotsDocument, mode="serialization"),
 }

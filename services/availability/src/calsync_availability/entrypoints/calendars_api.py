@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from pydantic.json_schema import JsonSchemaMode
 
 from calsync_availability.domain.booking_calendars import CALENDAR_TYPES
 from calsync_availability.entrypoints.calendar_views import (
@@ -24,6 +23,13 @@ from calsync_availability.entrypoints.calendar_views import (
     encode_cursor,
     etag,
     parse_if_match,
+)
+from calsync_availability.entrypoints.openapi_parts import (
+    AUTH_PROBLEMS,
+    BODY_PROBLEMS,
+    json_content,
+    problem,
+    schemas,
 )
 from calsync_availability.service_layer.calendars import CalendarsService
 from calsync_common.http import auth
@@ -131,28 +137,6 @@ def setup(app: web.Application) -> None:
 
 # --- OpenAPI --------------------------------------------------------------------------------
 
-_REF = "#/components/schemas/{model}"
-
-
-def _schemas(*models: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for model in models:
-        schema = model.model_json_schema(ref_template=_REF, mode=mode)
-        out.update(schema.pop("$defs", {}))
-        out[model.__name__] = schema
-    return out
-
-
-def _json(schema: str) -> dict[str, Any]:
-    return {"application/json": {"schema": {"$ref": _REF.format(model=schema)}}}
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/problem+json": {"schema": {"$ref": _REF.format(model="Problem")}}},
-    }
-
 
 _ETAG = {"ETag": {"description": 'The version, "v<n>"', "schema": {"type": "string"}}}
 _IF_MATCH = {
@@ -162,20 +146,16 @@ _IF_MATCH = {
     "description": 'The ETag last read ("v<n>"); another version is 412 precondition_failed.',
     "schema": {"type": "string"},
 }
-_AUTH = {
-    "401": _problem("No valid bearer token (unauthenticated)"),
-    "403": _problem("The token does not grant this sub-account (forbidden)"),
-}
+_AUTH = AUTH_PROBLEMS
 _BODY_ERRORS = {
-    "400": _problem("Malformed JSON, or a NUL character (malformed_json, invalid_characters)"),
-    "415": _problem("Not application/json (unsupported_media_type)"),
-    "422": _problem(
+    **BODY_PROBLEMS,
+    "422": problem(
         "A rule is broken: invalid_request (shape), invalid_calendar, invalid_members, "
         "invalid_time_zone, invalid_working_hours, outlook_not_supported_for_event_calendars"
     ),
 }
-_NOT_FOUND = {"404": _problem("No such calendar in this sub-account (calendar_not_found)")}
-_STALE = {"412": _problem("If-Match names another version (precondition_failed)")}
+_NOT_FOUND = {"404": problem("No such calendar in this sub-account (calendar_not_found)")}
+_STALE = {"412": problem("If-Match names another version (precondition_failed)")}
 _PATH = [{"name": "sub_account_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 _ONE = [
     *_PATH,
@@ -184,7 +164,7 @@ _ONE = [
 _DOCUMENT = {
     "description": "The calendar",
     "headers": _ETAG,
-    "content": _json("BookingCalendarDocument"),
+    "content": json_content("BookingCalendarDocument"),
 }
 _LIST_PARAMETERS = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
@@ -202,7 +182,7 @@ PATHS: dict[str, Any] = {
             "operationId": "createCalendar",
             "tags": ["calendars"],
             "summary": "Create a booking calendar",
-            "requestBody": {"required": True, "content": _json("CalendarRequest")},
+            "requestBody": {"required": True, "content": json_content("CalendarRequest")},
             "responses": {
                 "201": {
                     "description": "Created",
@@ -210,7 +190,7 @@ PATHS: dict[str, Any] = {
                         **_ETAG,
                         "Location": {"description": "The calendar", "schema": {"type": "string"}},
                     },
-                    "content": _json("BookingCalendarDocument"),
+                    "content": json_content("BookingCalendarDocument"),
                 },
                 **_BODY_ERRORS,
                 **_AUTH,
@@ -222,9 +202,9 @@ PATHS: dict[str, Any] = {
             "summary": "The sub-account's booking calendars, oldest first, a page at a time",
             "parameters": _LIST_PARAMETERS,
             "responses": {
-                "200": {"description": "A page", "content": _json("CalendarList")},
-                "400": _problem("A NUL character (invalid_characters)"),
-                "422": _problem("Bad query parameters (invalid_query, invalid_cursor)"),
+                "200": {"description": "A page", "content": json_content("CalendarList")},
+                "400": problem("A NUL character (invalid_characters)"),
+                "422": problem("Bad query parameters (invalid_query, invalid_cursor)"),
                 **_AUTH,
             },
         },
@@ -237,7 +217,7 @@ PATHS: dict[str, Any] = {
             "summary": "One booking calendar",
             "responses": {
                 "200": _DOCUMENT,
-                "400": _problem("A NUL character (invalid_characters)"),
+                "400": problem("A NUL character (invalid_characters)"),
                 **_NOT_FOUND,
                 **_AUTH,
             },
@@ -247,7 +227,7 @@ PATHS: dict[str, Any] = {
             "tags": ["calendars"],
             "summary": "Replace a booking calendar (the whole document)",
             "parameters": [_IF_MATCH],
-            "requestBody": {"required": True, "content": _json("CalendarRequest")},
+            "requestBody": {"required": True, "content": json_content("CalendarRequest")},
             "responses": {
                 "200": _DOCUMENT,
                 **_BODY_ERRORS,
@@ -263,8 +243,8 @@ PATHS: dict[str, Any] = {
             "parameters": [_IF_MATCH],
             "responses": {
                 "204": {"description": "Deleted"},
-                "400": _problem("A NUL character (invalid_characters)"),
-                "409": _problem("Confirmed bookings not ended (calendar_has_upcoming_bookings)"),
+                "400": problem("A NUL character (invalid_characters)"),
+                "409": problem("Confirmed bookings not ended (calendar_has_upcoming_bookings)"),
                 **_NOT_FOUND,
                 **_STALE,
                 **_AUTH,
@@ -297,6 +277,6 @@ _PROBLEM_SCHEMA = {
 #: Component schemas the path items refer to (#/components/schemas/...).
 SCHEMAS: dict[str, Any] = {
     "Problem": _PROBLEM_SCHEMA,
-    **_schemas(CalendarRequest, mode="validation"),
-    **_schemas(BookingCalendarDocument, CalendarList, mode="serialization"),
+    **schemas(CalendarRequest, mode="validation"),
+    **schemas(BookingCalendarDocument, CalendarList, mode="serialization"),
 }

@@ -264,20 +264,17 @@ class Bookings:
             new.title,
             now,
         )
-        for hold in holds:
-            await work.outbox.add(
+        await work.outbox.add_many(
+            [
                 BookingConfirmed(
-                    booking_id=hold.booking_id,
-                    version=1,
-                    sub_account_id=sub_account_id,
-                    user_id=hold.user_id,
-                    booking_calendar_id=str(calendar.id),
-                    occurred_at=now,
+                    **_identity(hold, sub_account_id, str(calendar.id), 1, now),
                     start=new.start,
                     end=new.end,
                     title=new.title,
                 )
-            )
+                for hold in holds
+            ]
+        )
         # As load_group would read it back (times in UTC, holds by user id), without the read.
         return Booking(
             group_id=group_id,
@@ -471,19 +468,12 @@ async def move(
         # The booking left the time its conflicts were about; any at the new time are recorded
         # anew. (Re-published at its own time, a rejected two-way move, it keeps them open.)
         await repo.resolve_conflicts(work.connection, [h.booking_id for h in booking.holds], now)
-    for hold in booking.holds:
-        await work.outbox.add(
-            BookingRescheduled(
-                booking_id=hold.booking_id,
-                version=version,
-                sub_account_id=booking.sub_account_id,
-                user_id=hold.user_id,
-                booking_calendar_id=booking.booking_calendar_id,
-                occurred_at=now,
-                start=start,
-                end=end,
-            )
-        )
+    await work.outbox.add_many(
+        [
+            BookingRescheduled(**_group_identity(booking, hold, version, now), start=start, end=end)
+            for hold in booking.holds
+        ]
+    )
     return version
 
 
@@ -507,17 +497,9 @@ async def cancel(
         outlook_change=outlook_change,
     )
     await repo.resolve_conflicts(work.connection, [h.booking_id for h in booking.holds], now)
-    for hold in booking.holds:
-        await work.outbox.add(
-            BookingCancelled(
-                booking_id=hold.booking_id,
-                version=version,
-                sub_account_id=booking.sub_account_id,
-                user_id=hold.user_id,
-                booking_calendar_id=booking.booking_calendar_id,
-                occurred_at=now,
-            )
-        )
+    await work.outbox.add_many(
+        [BookingCancelled(**_group_identity(booking, hold, version, now)) for hold in booking.holds]
+    )
 
 
 async def report_conflicts(
@@ -544,12 +526,7 @@ async def report_conflicts(
         if await repo.record_conflict(work.connection, conflict):
             await work.outbox.add(
                 BookingConflictDetected(
-                    booking_id=hold.booking_id,
-                    version=version,
-                    sub_account_id=booking.sub_account_id,
-                    user_id=hold.user_id,
-                    booking_calendar_id=booking.booking_calendar_id,
-                    occurred_at=now,
+                    **_group_identity(booking, hold, version, now),
                     start=booking.start,
                     end=booking.end,
                     connection_id=b.connection_id,
@@ -575,3 +552,25 @@ class IdempotencyKeySweeper(RoundLoop):
     async def round(self) -> int:
         async with self.uow() as work:
             return await repo.sweep_keys(work.connection, self.retention_s, self.batch)
+
+
+def _identity(
+    hold: Hold | repo.NewHold,
+    sub_account_id: str,
+    booking_calendar_id: str,
+    version: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """What every ``calsync.bookings.v1`` event of one member's hold carries."""
+    return {
+        "booking_id": hold.booking_id,
+        "version": version,
+        "sub_account_id": sub_account_id,
+        "user_id": hold.user_id,
+        "booking_calendar_id": booking_calendar_id,
+        "occurred_at": now,
+    }
+
+
+def _group_identity(booking: Booking, hold: Hold, version: int, now: datetime) -> dict[str, Any]:
+    return _identity(hold, booking.sub_account_id, booking.booking_calendar_id, version, now)

@@ -24,10 +24,10 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import jwt
 from prometheus_client import Counter
 from pydantic import SecretStr
 
+from calsync_common.http.auth import AuthSettings, mint
 from calsync_common.transient import RetryLater
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,11 @@ class ServiceTokenMinter:
         service: str,
         lifetime_s: int = 300,
     ) -> None:
-        self._kid, self._secret = kid, secret
-        self._issuer, self._audience, self._service = issuer, audience, service
+        # The connector's own token rules (calsync_common.http.auth), signed with our key.
+        self._auth = AuthSettings(
+            keys={kid: secret}, signing_key_id=kid, issuer=issuer, audience=audience
+        )
+        self._service = service
         self._lifetime_s = lifetime_s
         self._current: tuple[str, float] | None = None  # (token, wall-clock expiry)
 
@@ -86,22 +89,14 @@ class ServiceTokenMinter:
         issued = time.time() if now is None else now
         if self._current is not None and self._current[1] - issued > self._lifetime_s / 4:
             return self._current[0]
-        iat = int(issued)
-        claims: dict[str, Any] = {
-            "iss": self._issuer,
-            "aud": self._audience,
-            "sub": self._service,
-            "svc": self._service,
-            "iat": iat,
-            "exp": iat + self._lifetime_s,
-        }
-        value = jwt.encode(
-            claims,
-            self._secret.get_secret_value(),
-            algorithm="HS256",
-            headers={"kid": self._kid},
+        value = mint(
+            self._auth,
+            subject=self._service,
+            service=self._service,
+            lifetime_s=self._lifetime_s,
+            now=datetime.fromtimestamp(issued, UTC),
         )
-        self._current = (value, float(iat + self._lifetime_s))
+        self._current = (value, float(int(issued) + self._lifetime_s))
         return value
 
 

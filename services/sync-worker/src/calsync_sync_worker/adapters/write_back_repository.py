@@ -104,26 +104,39 @@ class WriteBackRepository:
             lease_s,
             limit,
         )
-        claimed = []
-        for r in rows:
-            target = await self._target(r["sub_account_id"], r["user_id"])
-            claimed.append(
-                Claimed(_wanted(r), target, r["outcome"], r["outcome_version"], r["outcome_reason"])
+        targets = await self._targets({(r["sub_account_id"], r["user_id"]) for r in rows})
+        return [
+            Claimed(
+                _wanted(r),
+                targets.get((r["sub_account_id"], r["user_id"])),
+                r["outcome"],
+                r["outcome_version"],
+                r["outcome_reason"],
             )
-        return claimed
+            for r in rows
+        ]
 
-    async def _target(self, sub_account_id: str, user_id: str) -> Target | None:
-        """The member's connection: the active one if any, else the latest changed."""
-        row = await self._db.fetchrow(
-            "SELECT connection_id, status, linked_calendar_id FROM connections"
-            " WHERE sub_account_id = $1 AND user_id = $2"
-            " ORDER BY (status = 'active') DESC, changed_at DESC LIMIT 1",
-            sub_account_id,
-            user_id,
+    async def _targets(self, members: set[tuple[str, str]]) -> dict[tuple[str, str], Target]:
+        """Each member's connection: the active one if any, else the latest changed."""
+        if not members:
+            return {}
+        ordered = sorted(members)
+        rows = await self._db.fetch(
+            "SELECT DISTINCT ON (c.sub_account_id, c.user_id) c.sub_account_id, c.user_id,"
+            " c.connection_id, c.status, c.linked_calendar_id FROM connections c"
+            " JOIN unnest($1::text[], $2::text[]) AS m(sub_account_id, user_id)"
+            " ON c.sub_account_id = m.sub_account_id AND c.user_id = m.user_id"
+            " ORDER BY c.sub_account_id, c.user_id, (c.status = 'active') DESC,"
+            " c.changed_at DESC",
+            [m[0] for m in ordered],
+            [m[1] for m in ordered],
         )
-        if row is None:
-            return None
-        return Target(row["connection_id"], row["status"], row["linked_calendar_id"])
+        return {
+            (r["sub_account_id"], r["user_id"]): Target(
+                r["connection_id"], r["status"], r["linked_calendar_id"]
+            )
+            for r in rows
+        }
 
     async def finish(
         self,
