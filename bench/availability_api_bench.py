@@ -183,8 +183,10 @@ async def seed(dsn: str, users: int, per_user: int) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def service(dsn: str, work_dir: Path) -> AsyncIterator[tuple[str, int]]:
-    """The service as a child process: (its URL, its pid) once ``/readyz`` answers 200."""
+async def service(dsn: str, work_dir: Path, replicas: int = 1) -> AsyncIterator[tuple[str, int]]:
+    """The service as ``replicas`` child processes sharing one port (SO_REUSEPORT, as replicas
+    on one host would), one topic prefix and one database: (the URL, the first one's pid) once
+    each answers ``/readyz`` 200."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AVAILABILITY_")}
     env |= {
@@ -193,36 +195,69 @@ async def service(dsn: str, work_dir: Path) -> AsyncIterator[tuple[str, int]]:
         "CALSYNC_LOG_LEVEL": "WARNING",
         "AVAILABILITY_DATABASE_URL": dsn,
         "AVAILABILITY_HTTP__PORT": str(port),
+        "AVAILABILITY_HTTP__REUSE_PORT": "true",
     }
-    log = work_dir / "availability.log"
-    with log.open("ab") as out:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "calsync_availability", env=env, stdout=out,
-            stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+    procs: list[asyncio.subprocess.Process] = []
     try:
-        deadline = time.monotonic() + 90
-        async with aiohttp.ClientSession() as session:
-            while True:
-                if proc.returncode is not None:
-                    raise RuntimeError(f"the service exited: {log.read_text()[-3000:]}")
-                with contextlib.suppress(aiohttp.ClientError, OSError):
-                    async with session.get(f"{url}/readyz") as resp:
-                        if resp.status == 200:
-                            break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the service was not ready in 90 s: {log}")
-                await asyncio.sleep(0.2)
-        yield url, proc.pid
+        for n in range(replicas):
+            log = work_dir / f"availability-{n}.log"
+            with log.open("ab") as out:
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "calsync_availability", env=env, stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                )  # fmt: skip
+            procs.append(proc)
+            await _ready(url, proc, log)
+        yield url, procs[0].pid
     finally:
-        if proc.returncode is None:
-            proc.terminate()
+        for proc in procs:
+            if proc.returncode is None:
+                proc.terminate()
+        for proc in procs:
             try:
                 await asyncio.wait_for(proc.wait(), 20)
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+
+
+async def _ready(url: str, proc: asyncio.subprocess.Process, log: Path) -> None:
+    """Until this replica listens on the shared port (it binds once started) and ``/readyz``
+    answers 200."""
+    port = int(url.rpartition(":")[2])
+    deadline = time.monotonic() + 90
+    while True:
+        if proc.returncode is not None:
+            raise RuntimeError(f"the service exited: {_tail(log)}")
+        if _listens(proc.pid, port):
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.get(f"{url}/readyz") as resp,
+                ):
+                    if resp.status == 200:
+                        return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the service was not ready in 90 s: {log}")
+        await asyncio.sleep(0.2)
+
+
+def _tail(log: Path) -> str:
+    return log.read_text()[-3000:]
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether the process holds a listening TCP socket on the port (Linux ``/proc``)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rpartition(":")[2], 16) == port and fields[3] == "0A":  # LISTEN
+            inodes.add(f"socket:[{fields[9]}]")
+    fds = Path(f"/proc/{pid}/fd")
+    with contextlib.suppress(OSError):
+        return any(os.readlink(fd) in inodes for fd in fds.iterdir())
+    return False
 
 
 def member(user: str, zone: str, days: tuple[str, ...], start: str, end: str) -> dict[str, Any]:

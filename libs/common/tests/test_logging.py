@@ -62,6 +62,8 @@ def test_a_jwt_inside_a_message_is_masked_and_msal_never_logs_below_warning() ->
 def test_untraced_paths_reach_the_server_instrumentation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.util.http import get_excluded_urls
 
     from calsync_common import telemetry
@@ -73,8 +75,48 @@ def test_untraced_paths_reach_the_server_instrumentation(
     monkeypatch.setattr(telemetry.AsyncPGInstrumentor, "instrument", lambda self: None)
     monkeypatch.setattr(telemetry.trace, "set_tracer_provider", lambda provider: None)
     monkeypatch.setattr(telemetry.metrics, "set_meter_provider", lambda provider: None)
-    telemetry.setup_telemetry("t", None, untraced_paths=("^/oauth/callback",))
+    monkeypatch.setattr(telemetry, "_server_instrumented", False)
+    # No exporting threads left behind in this process.
+    monkeypatch.setattr(telemetry, "BatchSpanProcessor", SimpleSpanProcessor)
+    monkeypatch.setattr(
+        telemetry, "PeriodicExportingMetricReader", lambda exporter: InMemoryMetricReader()
+    )
+    # The exclusions matter only where the instrumentation runs: with an endpoint.
+    telemetry.setup_telemetry("t", "http://127.0.0.1:4318", untraced_paths=("^/oauth/callback",))
     excluded = get_excluded_urls("AIOHTTP_SERVER")
     assert excluded.url_disabled("/oauth/callback")
     assert excluded.url_disabled("/healthz")  # what was configured before is kept
     assert not excluded.url_disabled("/v1/sub-accounts/x/connections")
+
+
+async def test_without_the_instrumentation_requests_still_carry_their_trace_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``trace_context_middleware``: the caller's traceparent becomes the handler's trace (so
+    its logs and Kafka headers continue the caller's trace); without one, a new trace. The
+    tracer is the one ``setup_telemetry`` makes without an endpoint (nothing recorded)."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+
+    from calsync_common import telemetry
+
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+    monkeypatch.setattr(telemetry, "_tracer", provider.get_tracer("test"))
+
+    async def current(request: web.Request) -> web.Response:
+        ctx = trace.get_current_span().get_span_context()
+        return web.json_response({"trace": format(ctx.trace_id, "032x"), "valid": ctx.is_valid})
+
+    app = web.Application(middlewares=[telemetry.trace_context_middleware])
+    app.router.add_get("/t", current)
+    caller = "4bf92f3577b34da6a3ce929d0e0e4736"
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.get("/t", headers={"traceparent": f"00-{caller}-00f067aa0ba902b7-01"})
+        assert await resp.json() == {"trace": caller, "valid": True}
+        first = await (await client.get("/t")).json()
+        second = await (await client.get("/t")).json()
+    assert first["valid"] and second["valid"]
+    assert first["trace"] != second["trace"] != caller  # each request its own trace

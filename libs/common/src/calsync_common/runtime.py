@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -32,7 +33,7 @@ from calsync_common.outbox.relay import OutboxRelay, RelayConfig
 from calsync_common.postgres import Connection, migrations
 from calsync_common.postgres.pool import open_pool, ping
 from calsync_common.settings import ServiceSettings
-from calsync_common.telemetry import setup_telemetry
+from calsync_common.telemetry import server_middlewares, setup_telemetry
 
 POOL = web.AppKey("pg_pool", asyncpg.Pool)
 PUBLISHER = web.AppKey("publisher", EventPublisher)
@@ -48,11 +49,19 @@ EXIT_FATAL = 70  # EX_SOFTWARE
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
 
-def postgres_ctx(settings: ServiceSettings, service: str, versions_dir: Path) -> CleanupCtx:
+def postgres_ctx(
+    settings: ServiceSettings,
+    service: str,
+    versions_dir: Path,
+    server_settings: Mapping[str, str] | None = None,
+) -> CleanupCtx:
+    """Migrations (when the settings say so), then the service's pool; ``server_settings`` are
+    session parameters of its connections."""
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             await migrations.upgrade(settings.dsn, service, versions_dir)
-        async with open_pool(settings.dsn) as pool:
+        async with open_pool(settings.dsn, server_settings=server_settings) as pool:
             app[POOL] = pool
             yield
 
@@ -95,7 +104,7 @@ def new_app(
     """A service app with the problem+json middleware (``problems`` maps the service's domain
     errors) and the health routes (``checks``: usually :func:`infrastructure_checks` plus the
     service's own)."""
-    app = web.Application(middlewares=[problem_middleware(problems)])
+    app = web.Application(middlewares=[*server_middlewares(), problem_middleware(problems)])
     app[FATAL] = []
 
     def fatal() -> list[str]:
@@ -246,6 +255,14 @@ def consumer_ctx(
     return ctx
 
 
+async def _freeze_heap(app: web.Application) -> None:
+    """Move what start-up allocated (modules, schemas, pools: most of the heap, and none of it
+    garbage) out of the collector's reach. Each full collection walked all of it: pauses of tens
+    of milliseconds that made the busy query's p99 eight times its p50."""
+    gc.collect()
+    gc.freeze()
+
+
 def run(
     service: str,
     settings: ServiceSettings,
@@ -260,6 +277,14 @@ def run(
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     app = init_app()
     app[EXIT_ON_FATAL] = True
-    web.run_app(app, host=settings.http.host, port=settings.http.port, print=None, access_log=None)
+    app.on_startup.append(_freeze_heap)  # after every resource (cleanup_ctx starts first)
+    web.run_app(
+        app,
+        host=settings.http.host,
+        port=settings.http.port,
+        reuse_port=settings.http.reuse_port or None,
+        print=None,
+        access_log=None,
+    )
     if app.get(FATAL):
         raise SystemExit(EXIT_FATAL)

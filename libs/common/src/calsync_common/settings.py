@@ -48,6 +48,9 @@ class PlatformSettings(BaseSettings):
 class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(ge=0, le=65535)
+    #: SO_REUSEPORT: several processes of the service (replicas on one host) listen on one port
+    #: and the kernel spreads connections between them; one Python process uses one core.
+    reuse_port: bool = False
 
 
 def is_placeholder(secret: SecretStr) -> bool:

@@ -1,21 +1,27 @@
 """OpenTelemetry set up once per process: traces and metrics, exported over OTLP when configured.
 
-aiohttp (server and client) and asyncpg are instrumented by their OpenTelemetry packages; Kafka
-is traced by ``calsync_common.kafka`` itself (producer and consumer spans, W3C context in headers).
-Without an endpoint spans are not recorded (sampler ``parentbased_always_off``: building span
-attributes for nothing cost half the webhook's CPU) but still carry ids, so trace ids reach the
-logs and Kafka headers, and asyncpg and the aiohttp client are not instrumented at all. With one,
-sampling follows ``OTEL_TRACES_SAMPLER`` (default: all).
+With an endpoint, aiohttp (server and client) and asyncpg are instrumented by their OpenTelemetry
+packages and sampling follows ``OTEL_TRACES_SAMPLER`` (default: all). Kafka is traced by
+``calsync_common.kafka`` itself (producer and consumer spans, W3C context in headers).
+
+Without one, spans are not recorded (sampler ``parentbased_always_off``: building span attributes
+for nothing cost half the webhook's CPU) but still carry ids, so trace ids reach the logs and Kafka
+headers. asyncpg and the aiohttp client are then not instrumented at all, and the server gets
+:func:`trace_context_middleware` instead of the instrumentation's (whose attributes and duration
+metrics took an eighth of a busy query's CPU for nothing).
 """
 
 from __future__ import annotations
 
 import os
 
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from opentelemetry.propagate import extract
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
@@ -24,6 +30,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
 _configured = False
+#: Whether the aiohttp server instrumentation is on (only with an endpoint).
+_server_instrumented = False
+_tracer = trace.get_tracer(__name__)
 
 
 def setup_telemetry(
@@ -35,7 +44,7 @@ def setup_telemetry(
     query string may carry a credential (the OAuth callback's ``code``) would otherwise put it in
     a span attribute, since the instrumentation redacts only a fixed list of parameter names.
     """
-    global _configured
+    global _configured, _server_instrumented
     if _configured:
         return
     _configured = True
@@ -62,6 +71,8 @@ def setup_telemetry(
         # wrappers took a fifth of a booking's CPU with nothing recorded.
         AioHttpClientInstrumentor().instrument()
         AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
+    if not otlp_endpoint:
+        return  # new apps get trace_context_middleware (server_middlewares)
     if untraced_paths:
         # The instrumentation reads its exclusions from this variable only, at instrument().
         variable = "OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS"
@@ -69,3 +80,26 @@ def setup_telemetry(
         os.environ[variable] = ",".join([*present, *untraced_paths])
     # Patches web.Application, so it must run before the app is built (runtime.run does).
     AioHttpServerInstrumentor().instrument()
+    _server_instrumented = True
+
+
+@web.middleware
+async def trace_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The request's trace context without the instrumentation: the caller's W3C
+    ``traceparent`` when it sends one (else a new trace), in an unrecorded server span, so logs
+    and the Kafka headers of what the request causes carry its trace id."""
+    parent = extract(request.headers) if "traceparent" in request.headers else None
+    with _tracer.start_as_current_span(
+        request.method,  # without a route, the semantic conventions name it by method
+        context=parent,
+        kind=trace.SpanKind.SERVER,
+        record_exception=False,
+        set_status_on_exception=False,
+    ):
+        return await handler(request)
+
+
+def server_middlewares() -> list[Middleware]:
+    """What a new app needs for its requests' trace context: nothing when the server
+    instrumentation is on (it adds its own), else :func:`trace_context_middleware`."""
+    return [] if _server_instrumented else [trace_context_middleware]

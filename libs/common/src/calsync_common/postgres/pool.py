@@ -3,7 +3,7 @@ broken connection back to it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -17,13 +17,33 @@ BROKEN_CONNECTION = (asyncpg.InternalClientError, asyncpg.InterfaceError)
 
 @asynccontextmanager
 async def open_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 10
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    server_settings: Mapping[str, str] | None = None,
 ) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        reset=_keep_session,
+        server_settings=dict(server_settings or {}),
+    )
     try:
         yield pool
     finally:
         await pool.close()
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset statement (``pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL``, a round trip on every release: a sixth of a busy query's time).
+    Pooled connections keep no session state: transactions are managed (asyncpg still rolls back
+    one left open before this runs), advisory locks are transaction-scoped, and the one session
+    that holds locks and LISTENs, the outbox relay's, is its own connection outside the pool.
+    ``test_postgres_pool`` holds the rule: a session-scoped change on a pooled connection fails it.
+    """
 
 
 async def ping(pool: asyncpg.Pool) -> None:

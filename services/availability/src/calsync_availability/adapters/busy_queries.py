@@ -38,8 +38,10 @@ SELECT c.user_id, c.connection_id, cal.calendar_id, c.status AS connection_statu
        f.status, f.subscription, f.last_synced_at, f.last_error, f.changed_at
 FROM outlook_connections c
 CROSS JOIN LATERAL unnest(c.conflict_calendar_ids) AS cal(calendar_id)
-LEFT JOIN outlook_calendar_freshness f
-       ON f.connection_id = c.connection_id AND f.calendar_id = cal.calendar_id
+LEFT JOIN LATERAL (  -- by primary key; LIMIT keeps it a lookup, not a hash of the table
+    SELECT * FROM outlook_calendar_freshness f
+    WHERE f.connection_id = c.connection_id AND f.calendar_id = cal.calendar_id LIMIT 1
+) f ON true
 WHERE c.sub_account_id = $1 AND c.user_id = ANY ($2::text[]) AND c.status <> 'disconnected'
 ORDER BY c.user_id, c.connection_id, cal.calendar_id
 """
