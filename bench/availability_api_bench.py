@@ -1,10 +1,12 @@
 """The availability API's speed as a real process (``make bench``): busy query, free slots, booking.
 
-The service runs as it does in production (``python -m calsync_availability``, a child process on
-a throw-away database of the local PostgreSQL and a fresh topic prefix on the local Kafka). The
-projection tables are seeded directly by COPY: ``--users`` members (one connection, one Conflict
-Calendar, a fresh sync status each) with ``--events-per-user`` busy rows over 90 days. Load comes
-from ``wrk`` (another process, Lua scripts below); every figure is taken after a ``--warmup``.
+The service runs as it does in production (``python -m calsync_availability``, ``--replicas`` child
+processes sharing one port with SO_REUSEPORT, default 2: one per core, as a 2-core host would run
+it), on a throw-away database of the local PostgreSQL and a fresh topic prefix on the local
+Kafka. The projection tables are seeded directly by COPY: ``--users`` members (one connection,
+one Conflict Calendar, a fresh sync status each) with ``--events-per-user`` busy rows over 90
+days. Load comes from ``wrk`` (another process, Lua scripts below); every figure is taken after a
+``--warmup``.
 
 * busy: ``GET .../users/{user}/busy`` for a random member over 7 days, ``--busy-clients``
   connections. Targets: p99 <= 10 ms at >= 3,000 requests/s, and >= 35 % of the raw-SQL rate:
@@ -495,7 +497,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         work_dir = Path(tmp)
         async with database(admin_dsn) as dsn:
             result["dataset"] = await seed(dsn, args.users, args.events_per_user)
-            async with service(dsn, work_dir) as target:
+            result["replicas"] = args.replicas
+            async with service(dsn, work_dir, args.replicas) as target:
                 url = target[0]
                 common = {"token": token, "sub": SUB, "days": lua_list(days), "seed": 7}
                 busy_script = WRK_BUSY % {**common, "users": args.users}
@@ -577,6 +580,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--busy-clients", type=int, default=16)
     parser.add_argument("--slots-clients", type=int, default=8)
     parser.add_argument("--booking-clients", type=int, default=32)
+    parser.add_argument(
+        "--replicas", type=int, default=2, help="service processes sharing the port (one a core)"
+    )
     parser.add_argument(
         "--profile", type=Path, help="py-spy each measured phase into this folder (PY_SPY=path)"
     )

@@ -39,7 +39,13 @@ from aiokafka import AIOKafkaConsumer
 from asyncpg import Range
 
 from calsync_availability.adapters import busy_queries
-from calsync_availability.bootstrap import MIGRATIONS, PROJECTION_CONSUMERS, SERVICE, SOURCE
+from calsync_availability.bootstrap import (
+    MIGRATIONS,
+    PROJECTION_BATCH,
+    PROJECTION_CONSUMERS,
+    SERVICE,
+    SOURCE,
+)
 from calsync_availability.service_layer.projections import apply_calendar_records
 from calsync_availability.service_layer.unit_of_work import AvailabilityWork
 from calsync_common.contracts.base import EventPayload
@@ -230,6 +236,9 @@ async def consume_rate(
                 group_id=f"{group}-{short}",
                 topics=[f"{prefix}{topic}"],
                 dead_letter_topic=f"{prefix}{DEAD_LETTER.name}",
+                batch_max_records=(
+                    PROJECTION_BATCH if batch_handler else ConsumerConfig.batch_max_records
+                ),
             )
             runner = ConsumerRunner(
                 publisher.bootstrap,

@@ -210,15 +210,19 @@ def catalogue_consumer(
     bind: Callable[[Connection], W],
     after_batch_applied: Callable[[], Awaitable[None]] | None = None,
     batch_handler: BatchHandler[W] | None = None,
+    batch_max_records: int | None = None,
 ) -> ConsumerRunner[W]:
     """A consumer of one catalogue topic, its dead letters on the catalogue's dead-letter topic,
-    topics and group under the stack's prefix; on the app's pool and publisher."""
+    topics and group under the stack's prefix; on the app's pool and publisher.
+    ``batch_max_records`` bounds a fetched run (one transaction), else the runner's default."""
     platform = settings.platform
     config = ConsumerConfig(
         group_id=platform.group(group_id),
         topics=[platform.topic(topic)],
         dead_letter_topic=platform.topic(DEAD_LETTER.name),
     )
+    if batch_max_records is not None:
+        config = replace(config, batch_max_records=batch_max_records)
     return ConsumerRunner(
         platform.kafka_bootstrap,
         config,

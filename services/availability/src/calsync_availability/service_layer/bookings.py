@@ -8,6 +8,9 @@ Concurrency, chosen deliberately (``../shared/reference/performance-reliability.
   the availability read. Every later statement of the transaction sees what earlier lock holders
   committed, so the read pre-check (confirmed bookings *and* blocking Outlook time, with the
   calendar's buffers) is exact, and the INSERT that follows never meets a competing insert.
+  A POST first reads without the locks: time it finds already taken is answered ``409`` at once
+  (it was taken when read, whatever commits next), so on a hot slot the losers never queue
+  behind the winner's lock; only an attempt that may succeed locks and reads again.
 * Why a lock and not only a pre-check: the pre-check alone measured fastest on one table, but
   the Outlook half of the check reads another table (the busy projection), which the exclusion
   constraint does not cover. Without a lock, a booking and a busy row committed at the same
@@ -232,19 +235,19 @@ class Bookings:
         candidates, all_of_them = members_to_hold(calendar, new.user_id)
         now = self.clock()
         candidates = _offered_to(calendar, candidates, all_of_them, new.start, new.end, now)
-        await repo.lock_members(conn, sub_account_id, candidates)
         window = blocked_window(calendar, new.start, new.end)
+        # Time already taken is refused without the locks: what this read sees committed was
+        # taken when it ran, so 409 is a true answer whatever commits next. On a hot slot most
+        # attempts end here, instead of queueing behind the members' locks to learn the same.
         eligible, busy = await self._read(conn, calendar, candidates, all_of_them, window, now)
-        conflicts = conflicts_of(window, busy)
-        busy_members = {c.user_id for c in conflicts}
+        _free_members(window, all_of_them, eligible, busy)
+        # An attempt that may succeed locks the members and reads again: the exact check.
+        await repo.lock_members(conn, sub_account_id, candidates)
+        eligible, busy = await self._read(conn, calendar, candidates, all_of_them, window, now)
+        free = _free_members(window, all_of_them, eligible, busy)
         if all_of_them:
-            if conflicts:
-                raise SlotUnavailable(conflicts=public_conflicts(conflicts))
-            chosen = eligible
+            chosen = free
         else:
-            free = [u for u in eligible if u not in busy_members]
-            if not free:
-                raise SlotUnavailable(conflicts=public_conflicts(conflicts))
             last = None
             if len(free) > 1:
                 last = await repo.last_assigned(conn, sub_account_id, str(calendar.id))
@@ -429,6 +432,19 @@ def _offered_to(
             f" working hours, at least {calendar.minimum_notice} ahead"
         )
     return kept
+
+
+def _free_members(
+    window: Interval, all_of_them: bool, eligible: list[str], busy: list[BusyInterval]
+) -> list[str]:
+    """The eligible members free over ``window``: all of them when the booking needs all (else
+    :class:`SlotUnavailable`), or those free, at least one (else :class:`SlotUnavailable`)."""
+    conflicts = conflicts_of(window, busy)
+    busy_members = {c.user_id for c in conflicts}
+    free = [u for u in eligible if u not in busy_members]
+    if (all_of_them and conflicts) or not free:
+        raise SlotUnavailable(conflicts=public_conflicts(conflicts))
+    return free
 
 
 async def _view(conn: Connection, booking: Booking) -> BookingView:
