@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -79,13 +79,20 @@ def free_slots(
     candidates: set[int] = set()
     for availability in free.values():
         candidates.update(availability.grid(length, earliest, high))
-    need_all = calendar.type == "collective"
+    ordered = sorted(candidates)
+    # Who is free at each candidate, in member order: each host's free intervals pick their
+    # candidates by bisection, instead of asking every host about every candidate.
+    holders: dict[int, list[str]] = {}
+    for user_id, availability in free.items():
+        for at in availability.free_starts(ordered, length):
+            holders.setdefault(at, []).append(user_id)
+    need = len(free) if calendar.type == "collective" else 1
     slots: list[Slot] = []
-    for at in sorted(candidates):
-        members = tuple(u for u, a in free.items() if a.is_free(at, at + length))
-        if members and (not need_all or len(members) == len(free)):
+    for at in ordered:
+        members = holders.get(at)
+        if members is not None and len(members) >= need:
             slot_start = _EPOCH + timedelta(microseconds=at)
-            slots.append(Slot(slot_start, slot_start + calendar.slot_length, members))
+            slots.append(Slot(slot_start, slot_start + calendar.slot_length, tuple(members)))
     return slots
 
 
@@ -134,7 +141,9 @@ def _blocked(
 ) -> list[tuple[int, int]]:
     # A slot [s, e) clashes with busy [b, f) when [s - before, e + after) meets it, that is when
     # [s, e) meets [b - after, f + before). Busy time that cannot meet the window is dropped.
-    before, after = calendar.buffer_before, calendar.buffer_after
+    before, after = _micros(calendar.buffer_before), _micros(calendar.buffer_after)
+    # low < end and high > start, compared as datetimes before any conversion.
+    begins_before, ends_after = end + calendar.buffer_after, start - calendar.buffer_before
     event = calendar.type == "event"
     kept: list[tuple[int, int]] = []
     for b in busy:
@@ -143,9 +152,8 @@ def _blocked(
                 require_outlook_supported(calendar)
             if not calendar.outlook_conflicts:
                 continue
-        low, high = b.start - after, b.end + before
-        if low < end and high > start:
-            kept.append((_micros(low), _micros(high)))
+        if b.start < begins_before and b.end > ends_after:
+            kept.append((_micros(b.start) - after, _micros(b.end) + before))
     return _merge(kept)
 
 
@@ -222,3 +230,14 @@ class _Availability:
     def is_free(self, start: int, end: int) -> bool:
         i = bisect_right(self._free_starts, start) - 1
         return i >= 0 and self._free_ends[i] >= end
+
+    def free_starts(self, ordered: list[int], length: int) -> list[int]:
+        """The starts of ``ordered`` (sorted) whose ``length``-long slot lies in this host's free
+        time: within one free interval, as :meth:`is_free` has it (they are disjoint)."""
+        found: list[int] = []
+        for low, high in zip(self._free_starts, self._free_ends, strict=True):
+            first = bisect_left(ordered, low)
+            last = bisect_right(ordered, high - length)
+            if first < last:
+                found.extend(ordered[first:last])
+        return found

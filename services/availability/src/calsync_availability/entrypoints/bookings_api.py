@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import zoneinfo
-from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -123,11 +122,11 @@ async def get_busy(request: web.Request) -> web.Response:
         found = await request.app[QUERIES].member_busy(sub_account_id, user_id, q.start, q.end)
     except AvailabilityError as exc:
         raise problem_of(exc) from None
-    busy = []
+    busy = []  # datetimes are written by orjson, as isoformat() would write them
     for b in found.busy:
         item: dict[str, Any] = {
-            "start": b.start.isoformat(),
-            "end": b.end.isoformat(),
+            "start": b.start,
+            "end": b.end,
             "source": b.source,
         }
         if b.source == "outlook":
@@ -147,7 +146,7 @@ async def get_busy(request: web.Request) -> web.Response:
             "connection_status": f.connection_status,
             "status": f.status,
             "subscription": f.subscription,
-            "last_synced_at": f.last_synced_at.isoformat() if f.last_synced_at else None,
+            "last_synced_at": f.last_synced_at,
             "stale": stale,
         }
         for f, stale in found.calendars
@@ -155,8 +154,8 @@ async def get_busy(request: web.Request) -> web.Response:
     return _json(
         {
             "user_id": user_id,
-            "start": q.start.isoformat(),
-            "end": q.end.isoformat(),
+            "start": q.start,
+            "end": q.end,
             "busy": busy,
             "calendars": calendars,
             "stale": any(stale for _, stale in found.calendars),
@@ -174,22 +173,20 @@ async def get_free_slots(request: web.Request) -> web.Response:
     except AvailabilityError as exc:
         raise problem_of(exc) from None
     zone = zoneinfo.ZoneInfo(q.timezone)
-    shown: dict[datetime, str] = {}  # a slot's end is often the next one's start
-
-    def local(at: datetime) -> str:
-        text = shown.get(at)
-        if text is None:
-            text = shown[at] = at.astimezone(zone).isoformat()
-        return text
-
+    # Aware datetimes and tuples are written by orjson itself, as isoformat() and lists would
+    # be: half the cost of rendering them in Python.
     return _json(
         {
             "calendar_id": str(found.calendar.id),
             "timezone": q.timezone,
-            "start": local(q.start),
-            "end": local(q.end),
+            "start": q.start.astimezone(zone),
+            "end": q.end.astimezone(zone),
             "slots": [
-                {"start": local(s.start), "end": local(s.end), "members": list(s.members)}
+                {
+                    "start": s.start.astimezone(zone),
+                    "end": s.end.astimezone(zone),
+                    "members": s.members,
+                }
                 for s in found.slots
             ],
             "stale": [{"user_id": u, "calendars": c} for u, c in sorted(found.stale.items())],
