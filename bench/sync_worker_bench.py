@@ -354,6 +354,12 @@ class Stack:
             "SYNC_WORKER_GRAPH__CA_BUNDLE": str(self.ca),
             "SYNC_WORKER_GRAPH__CONNECTOR_URL": connector_url,
         }
+        # Settings under test (e.g. SYNC_WORKER_DELTA_CONCURRENCY) pass through as BENCH_*.
+        env |= {
+            k.removeprefix("BENCH_"): v
+            for k, v in os.environ.items()
+            if k.startswith("BENCH_SYNC_WORKER_")
+        }
         # Its consumer groups are under the topic prefix (as every stack's): nobody else's joins
         # rebalance them.
         argv = [sys.executable, "-m", "calsync_sync_worker"]

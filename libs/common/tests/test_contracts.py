@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -92,6 +93,47 @@ def test_end_before_start_is_refused() -> None:
 def test_generated_docs_and_schemas_are_current() -> None:
     stale = stale_files(ROOT)
     assert stale == [], f"run `make schemas`: {stale}"
+
+
+def test_our_own_messages_are_encoded_as_the_sdk_encodes_them() -> None:
+    """``encode`` writes the message directly; the SDK's ``to_binary`` is the reference: the same
+    headers (and their order), key and value bytes, for every example and attribute mix."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from calsync_common.contracts import envelope
+
+    times = [
+        datetime(2026, 12, 2, 9, 30, tzinfo=UTC),
+        datetime(2026, 12, 2, 9, 30, 1, 250, tzinfo=UTC),
+        datetime(2026, 12, 2, 11, 30, tzinfo=timezone(timedelta(hours=2))),
+    ]
+    for example in examples():
+        for n, at in enumerate(times):
+            variants: list[dict[str, Any]] = [
+                {"event_id": f"id-{n}", "sequence": n, "subject": "s"},
+                {"event_id": f"id-{n}"},
+                {"sequence": 0},
+                {},
+            ]
+            for attrs in variants:
+                ours = envelope.encode(example, source="/calsync/test", time=at, **attrs)
+                sdk = envelope.encode_with_sdk(example, source="/calsync/test", time=at, **attrs)
+                if "event_id" not in attrs:  # both draw a random one
+                    assert len(ours.headers.pop("ce_id")) == len(sdk.headers.pop("ce_id")) == 36
+                assert list(ours.headers.items()) == list(sdk.headers.items())
+                assert (ours.key, ours.value) == (sdk.key, sdk.value)
+
+
+def test_an_event_without_a_source_or_an_aware_time_is_refused() -> None:
+    from datetime import datetime
+
+    from calsync_common.contracts import envelope
+
+    example = examples()[0]
+    with pytest.raises(envelope.ContractError):
+        envelope.encode(example, source="")
+    with pytest.raises(envelope.ContractError):
+        envelope.encode(example, source="/calsync/test", time=datetime(2026, 12, 2, 9, 30))
 
 
 def test_our_own_messages_decode_the_same_without_the_sdk() -> None:

@@ -32,6 +32,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 _configured = False
 #: Whether the aiohttp server instrumentation is on (only with an endpoint).
 _server_instrumented = False
+#: Whether spans are exported (an endpoint is configured).
+_exporting = False
 _tracer = trace.get_tracer(__name__)
 
 
@@ -44,7 +46,7 @@ def setup_telemetry(
     query string may carry a credential (the OAuth callback's ``code``) would otherwise put it in
     a span attribute, since the instrumentation redacts only a fixed list of parameter names.
     """
-    global _configured, _server_instrumented
+    global _configured, _server_instrumented, _exporting
     if _configured:
         return
     _configured = True
@@ -73,6 +75,7 @@ def setup_telemetry(
         AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
     if not otlp_endpoint:
         return  # new apps get trace_context_middleware (server_middlewares)
+    _exporting = True
     if untraced_paths:
         # The instrumentation reads its exclusions from this variable only, at instrument().
         variable = "OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS"
@@ -97,6 +100,12 @@ async def trace_context_middleware(request: web.Request, handler: Handler) -> we
         set_status_on_exception=False,
     ):
         return await handler(request)
+
+
+def spans_exported() -> bool:
+    """Whether spans go anywhere: without an endpoint a span of one's own records nothing, and
+    the current trace context (a request's, a consumed record's) is what headers carry."""
+    return _exporting
 
 
 def server_middlewares() -> list[Middleware]:

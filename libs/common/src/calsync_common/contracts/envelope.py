@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from uuid import uuid4
 
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary, to_binary
 from cloudevents.core.formats.json import JSONFormat
@@ -82,7 +83,52 @@ def encode(
     sequence: int | None = None,
     time: datetime | None = None,
 ) -> KafkaMessage:
-    """Encode as a binary-mode message; without ``event_id`` the SDK draws a random one."""
+    """Encode as a binary-mode message; without ``event_id`` a random one (uuid4).
+
+    Written directly, byte for byte what the SDK's ``to_binary`` writes for these attributes
+    (``test_contracts`` compares them for every example): building the SDK's ``CloudEvent``
+    validated attributes this function already controls, a sixth of a webhook's CPU.
+    """
+    at = time or datetime.now(UTC)
+    if not source or at.tzinfo is None or at.utcoffset() is None:
+        raise ContractError("an event needs a source and a time with a time zone")
+    key = payload.partition_key()
+    headers: dict[str, bytes] = {
+        "ce_type": payload.event_type.encode(),
+        "ce_source": source.encode(),
+        "ce_time": _header_time(at),
+        "content-type": b"application/json",
+        "ce_dataschema": f"{SCHEMA_BASE}{payload.event_type}.json".encode(),
+        "ce_partitionkey": key.encode(),
+    }
+    if event_id is not None:
+        headers["ce_id"] = event_id.encode()
+    if subject:
+        headers["ce_subject"] = subject.encode()
+    if sequence is not None:
+        headers["ce_sequence"] = format_sequence(sequence).encode()
+    headers["ce_specversion"] = b"1.0"
+    if event_id is None:
+        headers["ce_id"] = str(uuid4()).encode()
+    value = json.dumps(payload.model_dump(mode="json")).encode()
+    return KafkaMessage(headers=headers, key=key, value=value)
+
+
+def _header_time(at: datetime) -> bytes:
+    text = at.isoformat()
+    return (text[:-6] + "Z" if text.endswith("+00:00") else text).encode()
+
+
+def encode_with_sdk(
+    payload: EventPayload,
+    *,
+    source: str,
+    subject: str | None = None,
+    event_id: str | None = None,
+    sequence: int | None = None,
+    time: datetime | None = None,
+) -> KafkaMessage:
+    """:func:`encode` through the CloudEvents SDK: the reference it is tested against."""
     attributes: dict[str, object] = {
         "type": payload.event_type,
         "source": source,
