@@ -36,6 +36,7 @@ from calsync_common.outbox.store import BUCKETS, event_id_for
 from calsync_common.ports import OutboxEntry, UnitOfWork, Work
 from calsync_common.postgres import Connection
 from calsync_common.postgres.uow import unit_of_work
+from calsync_common.testing import eventually
 
 pytestmark = pytest.mark.integration
 SOURCE = "/calsync/test"
@@ -272,6 +273,56 @@ async def test_order_per_key_holds_across_relay_restarts_and_lost_marks(
     applied = as_seen_by_a_deduplicating_consumer(records)
     assert applied == {k: list(range(1, 21)) for k in applied}
     assert len(applied) == 3
+
+
+async def test_the_relay_goes_on_when_its_own_connection_is_killed_under_load(
+    infra: object,
+    fresh_database: str,
+    pool: asyncpg.Pool,
+    publisher: EventPublisher,
+    topic: str,
+    unique: str,
+) -> None:
+    """The relay reads and marks on the connection that holds its buckets. Killed (a restart,
+    a failover, an idle timeout) while events keep coming, it reconnects, takes its buckets
+    again and relays everything: no key loses an event or sees one out of order."""
+    relay = make_relay(fresh_database, pool, publisher, unique, batch_size=5)
+    killed = 0
+
+    async def drained() -> bool:
+        return not await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+
+    async with relaying(relay):
+        writer = asyncio.create_task(write_events(pool, topic, keys=4, per_key=150))
+        while not writer.done():
+            conn = relay._lock_conn
+            if conn is not None and not conn.is_closed():
+                pid = conn.get_server_pid()
+                killed += bool(await pool.fetchval("SELECT pg_terminate_backend($1)", pid))
+            await asyncio.sleep(0.05)
+        await writer
+        await eventually(drained, timeout_s=30)
+    # Everything is marked sent, so on the topic; re-sent batches come on top of the 600.
+    sent = await pool.fetchval("SELECT count(*) FROM outbox")
+    reader = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=infra.kafka_bootstrap,  # type: ignore[attr-defined]
+        auto_offset_reset="earliest",
+    )
+    await reader.start()
+    records: list[ConsumerRecord] = []
+    try:
+        async with asyncio.timeout(30):
+            while len({(r.key, dict(r.headers)["ce_sequence"]) for r in records}) < sent:
+                batch = await reader.getmany(timeout_ms=300)
+                records.extend(r for rs in batch.values() for r in rs)
+    finally:
+        await reader.stop()
+    assert killed >= 3  # the relay's session really died several times mid-stream
+    assert sent == 600
+    applied = as_seen_by_a_deduplicating_consumer(records)
+    assert applied == {k: list(range(1, 151)) for k in applied}
+    assert len(applied) == 4
 
 
 async def test_relaying_twice_is_harmless_to_a_consumer(
