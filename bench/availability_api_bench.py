@@ -199,6 +199,12 @@ async def service(dsn: str, work_dir: Path, replicas: int = 1) -> AsyncIterator[
         "AVAILABILITY_HTTP__PORT": str(port),
         "AVAILABILITY_HTTP__REUSE_PORT": "true",
     }
+    # Settings under test (e.g. AVAILABILITY_DATABASE_POOL_SIZE) pass through as BENCH_*.
+    env |= {
+        k.removeprefix("BENCH_"): v
+        for k, v in os.environ.items()
+        if k.startswith("BENCH_AVAILABILITY_")
+    }
     url = f"http://127.0.0.1:{port}"
     procs: list[asyncio.subprocess.Process] = []
     try:

@@ -61,7 +61,9 @@ def postgres_ctx(
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             await migrations.upgrade(settings.dsn, service, versions_dir)
-        async with open_pool(settings.dsn, server_settings=server_settings) as pool:
+        async with open_pool(
+            settings.dsn, max_size=settings.database_pool_size, server_settings=server_settings
+        ) as pool:
             app[POOL] = pool
             yield
 

@@ -75,6 +75,8 @@ class ServiceSettings(BaseSettings):
     database_url: PostgresDsn
     #: Apply the service's migrations at start-up (``make migrate`` does it explicitly).
     migrate_on_start: bool = True
+    #: Connections of the service's pool (a request or a round holds one for its transaction).
+    database_pool_size: int = Field(default=10, ge=1, le=500)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:
