@@ -1,7 +1,8 @@
 """One consumer group member in a process of its own, for rebalance tests.
 
-``python member_process.py BOOTSTRAP DSN TOPIC DLQ GROUP``: applies every event to ``applied``
-(slowly, so a test can kill it mid-stream) until SIGTERM (graceful) or SIGKILL.
+``python member_process.py BOOTSTRAP DSN TOPIC DLQ GROUP [batched]``: applies every event to
+``applied`` (slowly, so a test can kill it mid-stream) until SIGTERM (graceful) or SIGKILL; with
+``batched``, through a batch handler (a fetched run at a time).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Sequence
 
 import asyncpg
 
@@ -29,7 +31,14 @@ async def record(conn: Connection, message: Message) -> None:
     await asyncio.sleep(0.01)  # a slow handler: kills and joins land mid-batch
 
 
-async def main(bootstrap: str, dsn: str, topic: str, dlq: str, group: str) -> None:
+async def record_batch(conn: Connection, messages: Sequence[Message]) -> None:
+    for message in messages:
+        await record(conn, message)
+
+
+async def main(
+    bootstrap: str, dsn: str, topic: str, dlq: str, group: str, mode: str = "per-record"
+) -> None:
     configure_logging("member", "WARNING")  # JSON lines on stdout, shown when a test fails
     config = ConsumerConfig(
         group_id=group,
@@ -42,7 +51,15 @@ async def main(bootstrap: str, dsn: str, topic: str, dlq: str, group: str) -> No
     async with asyncpg.create_pool(dsn, min_size=1, max_size=2) as pool:
         publisher = EventPublisher(bootstrap, client_id="member", source="/calsync/test")
         await publisher.start()
-        runner = ConsumerRunner(bootstrap, config, pool, record, publisher, bind=lambda c: c)
+        runner = ConsumerRunner(
+            bootstrap,
+            config,
+            pool,
+            record,
+            publisher,
+            bind=lambda c: c,
+            batch_handler=record_batch if mode == "batched" else None,
+        )
         await runner.start()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, runner.request_stop)
         try:
@@ -53,4 +70,4 @@ async def main(bootstrap: str, dsn: str, topic: str, dlq: str, group: str) -> No
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:6]))
+    asyncio.run(main(*sys.argv[1:7]))

@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,22 @@ async def record(conn: Connection, message: Message) -> None:
     )
 
 
+def batched(
+    handler: Callable[[Connection, Message], Awaitable[None]],
+) -> Callable[[Connection, Sequence[Message]], Awaitable[None]]:
+    """The same effects through the runner's batch path (a fetched run, one savepoint)."""
+
+    async def apply(conn: Connection, messages: Sequence[Message]) -> None:
+        for message in messages:
+            await handler(conn, message)
+
+    return apply
+
+
+#: Each failure test runs both ways the runner applies records.
+MODES = pytest.mark.parametrize("mode", ["per-record", "batched"])
+
+
 async def applied_count(pool: asyncpg.Pool) -> int:
     return int(await pool.fetchval("SELECT count(*) FROM applied"))
 
@@ -108,6 +124,8 @@ def runner_for(
     topics: tuple[str, str],
     group: str,
     handler: Callable[[Connection, Message], Awaitable[None]] = record,
+    *,
+    mode: str = "per-record",
     **config: Any,
 ) -> ConsumerRunner[Connection]:
     topic, dlq = topics
@@ -119,12 +137,14 @@ def runner_for(
         handler,
         publisher,
         bind=connection,
+        batch_handler=batched(handler) if mode == "batched" else None,
     )
 
 
 # -- rebalances with real processes ---------------------------------------------------------
 
 
+@MODES
 async def test_a_member_joining_and_a_member_sigkilled_mid_stream_apply_each_event_once(
     infra: object,
     fresh_database: str,
@@ -132,12 +152,13 @@ async def test_a_member_joining_and_a_member_sigkilled_mid_stream_apply_each_eve
     publisher: EventPublisher,
     topics: tuple[str, str],
     unique: str,
+    mode: str,
 ) -> None:
     topic, dlq = topics
     bootstrap: str = infra.kafka_bootstrap  # type: ignore[attr-defined]
     total = 400
     member = [sys.executable, str(HERE / "member_process.py"), bootstrap, fresh_database]
-    member += [topic, dlq, f"g-{unique}"]
+    member += [topic, dlq, f"g-{unique}", mode]
 
     async def produce() -> None:
         for n in range(total):  # events without sequences: only the offsets prevent duplicates
@@ -176,6 +197,7 @@ async def _at_least(value: Awaitable[int], wanted: int) -> bool:
 # -- PostgreSQL failures under load ---------------------------------------------------------
 
 
+@MODES
 async def test_postgres_connections_killed_under_load_lose_and_double_nothing(
     infra: object,
     fresh_database: str,
@@ -183,6 +205,7 @@ async def test_postgres_connections_killed_under_load_lose_and_double_nothing(
     publisher: EventPublisher,
     topics: tuple[str, str],
     unique: str,
+    mode: str,
 ) -> None:
     """What clients see of a PostgreSQL restart: every session terminated mid-transaction
     (AdminShutdownError, ConnectionDoesNotExistError). The loop survives and resumes."""
@@ -194,7 +217,7 @@ async def test_postgres_connections_killed_under_load_lose_and_double_nothing(
         await record(conn, message)
         await asyncio.sleep(0.005)
 
-    runner = runner_for(infra, slow_pool, publisher, topics, f"g-{unique}", slow)
+    runner = runner_for(infra, slow_pool, publisher, topics, f"g-{unique}", slow, mode=mode)
     admin = await asyncpg.connect(infra.admin_dsn)  # type: ignore[attr-defined]
     try:
         async with running(runner) as task:
@@ -253,6 +276,7 @@ def _infra(*args: str) -> None:
     not os.environ.get("CALSYNC_LOCAL_INFRA"),
     reason="restarts the server: only on the local stack that make test starts",
 )
+@MODES
 async def test_postgres_stopped_and_started_under_load_loses_and_doubles_nothing(
     infra: object,
     fresh_database: str,
@@ -260,11 +284,12 @@ async def test_postgres_stopped_and_started_under_load_loses_and_doubles_nothing
     publisher: EventPublisher,
     topics: tuple[str, str],
     unique: str,
+    mode: str,
 ) -> None:
     topic, _ = topics
     total = 200
     async with asyncpg.create_pool(fresh_database, min_size=1, max_size=4) as own_pool:
-        runner = runner_for(infra, own_pool, publisher, topics, f"g-{unique}")
+        runner = runner_for(infra, own_pool, publisher, topics, f"g-{unique}", mode=mode)
         async with running(runner) as task:
             for n in range(total // 2):
                 await publisher.publish(booking(n), topic=topic)
@@ -287,17 +312,19 @@ async def test_postgres_stopped_and_started_under_load_loses_and_doubles_nothing
     not os.environ.get("CALSYNC_LOCAL_INFRA"),
     reason="restarts the broker: only on the local stack that make test starts",
 )
+@MODES
 async def test_kafka_stopped_and_started_under_load_loses_and_doubles_nothing(
     infra: object,
     pool: asyncpg.Pool,
     publisher: EventPublisher,
     topics: tuple[str, str],
     unique: str,
+    mode: str,
 ) -> None:
     """Polls fail while the broker is away (the loop backs off instead of dying), commits fail,
     the group is re-joined; then the stream resumes from PostgreSQL's offsets."""
     topic, _ = topics
-    runner = runner_for(infra, pool, publisher, topics, f"g-{unique}")
+    runner = runner_for(infra, pool, publisher, topics, f"g-{unique}", mode=mode)
     async with running(runner) as task:
         for n in range(50):
             await publisher.publish(booking(n), topic=topic)

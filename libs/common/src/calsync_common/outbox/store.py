@@ -25,6 +25,9 @@ from calsync_common.postgres import Connection
 #: Keys are spread over this many buckets; a relay owns whole buckets, so one key is only ever
 #: relayed by one replica. A constant, not a setting: replicas must agree on it.
 BUCKETS = 16
+#: Each insert statement also wakes the relay (``pg_notify``, delivered at commit), the first
+#: time in a transaction: a data-modifying WITH runs once whether or not the SELECT after it
+#: reads it, so the NOTIFY costs no round trip of its own.
 NOTIFY_CHANNEL = "calsync_outbox"
 
 
@@ -119,13 +122,15 @@ class PostgresOutbox:
                 column.append(value)
             entries.append(OutboxEntry(topic=topic, key=key, sequence=sequence, event_id=ce_id))
         await self._conn.execute(
-            "INSERT INTO outbox (topic, key, sequence, bucket, event_id, headers, value)"
-            " SELECT t, k, s, b, e, h::jsonb, v FROM unnest($1::text[], $2::text[],"
+            "WITH rows AS (INSERT INTO outbox (topic, key, sequence, bucket, event_id, headers,"
+            " value) SELECT t, k, s, b, e, h::jsonb, v FROM unnest($1::text[], $2::text[],"
             " $3::bigint[], $4::smallint[], $5::text[], $6::text[], $7::bytea[])"
-            " AS r(t, k, s, b, e, h, v)",
+            " AS r(t, k, s, b, e, h, v)) SELECT pg_notify($8, '') WHERE $9::boolean",
             *columns,
+            NOTIFY_CHANNEL,
+            not self._notified,
         )
-        await self._notify()
+        self._notified = True
         return entries
 
     async def tombstone(self, topic: str, key: str) -> OutboxEntry:
@@ -159,8 +164,9 @@ class PostgresOutbox:
         value: bytes | None,
     ) -> OutboxEntry:
         await self._conn.execute(
-            "INSERT INTO outbox (topic, key, sequence, bucket, event_id, headers, value)"
-            " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)",
+            "WITH rows AS (INSERT INTO outbox (topic, key, sequence, bucket, event_id, headers,"
+            " value) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7))"
+            " SELECT pg_notify($8, '') WHERE $9::boolean",
             topic,
             key,
             sequence,
@@ -168,14 +174,11 @@ class PostgresOutbox:
             event_id,
             _headers_json(headers),
             value,
+            NOTIFY_CHANNEL,
+            not self._notified,
         )
-        await self._notify()
+        self._notified = True
         return OutboxEntry(topic=topic, key=key, sequence=sequence, event_id=event_id)
-
-    async def _notify(self) -> None:
-        if not self._notified:  # delivered on commit only: wakes the relay without polling
-            await self._conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
-            self._notified = True
 
 
 def _headers_json(headers: list[tuple[str, bytes]]) -> str:

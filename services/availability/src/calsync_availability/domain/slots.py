@@ -227,13 +227,9 @@ class _Availability:
                 at += length
         return starts
 
-    def is_free(self, start: int, end: int) -> bool:
-        i = bisect_right(self._free_starts, start) - 1
-        return i >= 0 and self._free_ends[i] >= end
-
     def free_starts(self, ordered: list[int], length: int) -> list[int]:
-        """The starts of ``ordered`` (sorted) whose ``length``-long slot lies in this host's free
-        time: within one free interval, as :meth:`is_free` has it (they are disjoint)."""
+        """The starts of ``ordered`` (sorted) whose ``length``-long slot lies wholly in one of
+        this host's free intervals (disjoint and sorted, so a slot fits in at most one)."""
         found: list[int] = []
         for low, high in zip(self._free_starts, self._free_ends, strict=True):
             first = bisect_left(ordered, low)
