@@ -115,6 +115,22 @@ async def test_lifecycle_notifications_drive_rounds_and_upkeep(
     )
 
 
+async def test_a_late_removal_notice_leaves_the_subscription_that_replaced_it(db: Any) -> None:
+    """Graph's ``subscriptionRemoved`` for sub-0, arriving after the upkeep replaced sub-0 by
+    sub-1 (its renewal met the 404 first): sub-1 stays and no recreation is asked for; the
+    calendar is read for what was missed."""
+    uow, pool = db
+    late = lifecycle("subscriptionRemoved").model_copy(update={"subscription_id": "sub-0"})
+    await deliver(uow, late)
+    s = await state(pool)
+    assert (s["round_due"], s["upkeep_due"], s["subscriptions"], s["expired"]) == (
+        True,
+        False,
+        1,
+        False,
+    )
+
+
 async def _claim_and_finish(uow: Any, pool: Any, *, notify_meanwhile: bool) -> bool:
     """Claim the calendar's round, maybe take a notification, finish: is a round due now?"""
     await pool.execute("UPDATE calendars SET next_round_at = now() - interval '1 second'")

@@ -215,6 +215,20 @@ class SyncRepository:
             calendar_id,
         )
 
+    async def drop_subscription_if_current(
+        self, connection_id: UUID, calendar_id: str, subscription_id: str
+    ) -> bool:
+        """Forget the calendar's subscription only if it is still ``subscription_id``: a late
+        notice about a subscription already replaced must not drop its replacement."""
+        dropped = await self._db.fetchval(
+            "DELETE FROM subscriptions WHERE connection_id = $1 AND calendar_id = $2"
+            " AND subscription_id = $3 RETURNING true",
+            connection_id,
+            calendar_id,
+            subscription_id,
+        )
+        return bool(dropped)
+
     async def renewed(self, subscription_id: str, expires_at: datetime) -> None:
         await self._db.execute(
             "UPDATE subscriptions SET expires_at = $2, renewed_at = now()"

@@ -2,7 +2,8 @@
 
 A change notification makes its calendar's delta round due (however many arrive, one round
 reads them all). Lifecycle notifications: ``missed`` makes a round due; ``subscriptionRemoved``
-drops the subscription so the upkeep recreates it, and makes a round due for what was missed;
+drops the subscription so the upkeep recreates it (unless it was already replaced), and makes a
+round due for what was missed;
 ``reauthorizationRequired`` makes the upkeep renew the subscription at once.
 """
 
@@ -24,8 +25,12 @@ async def on_notification(work: SyncWork, message: Message) -> None:
         await work.sync.round_due_now(data.connection_id, data.calendar_id)
     elif isinstance(data, GraphLifecycleReceived):
         if data.lifecycle_event == "subscriptionRemoved":
-            await work.sync.drop_subscription(data.connection_id, data.calendar_id)
-            await work.sync.subscription_due_now(data.connection_id, data.calendar_id)
+            # Only the subscription removed: if the upkeep already replaced it (a renewal met
+            # Graph's 404 first), the replacement stays; what was missed is read either way.
+            if await work.sync.drop_subscription_if_current(
+                data.connection_id, data.calendar_id, data.subscription_id
+            ):
+                await work.sync.subscription_due_now(data.connection_id, data.calendar_id)
             await work.sync.round_due_now(data.connection_id, data.calendar_id)
         elif data.lifecycle_event == "reauthorizationRequired":
             await work.sync.expire_subscription_now(data.subscription_id)
