@@ -8,7 +8,6 @@ what it publishes is read from its outbox.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -372,41 +371,3 @@ async def test_one_way_changes_in_outlook_publish_nothing(rig: Rig) -> None:
     published = await calendar_events(rig, linked)
     assert not [e for e in published if e["type"].endswith("booking_changed.v1")]
     assert len(await outcomes(rig, booking_id)) == 1
-
-
-async def test_writes_in_flight_when_the_database_drops_its_sessions_are_each_made_once(
-    rig: Rig, infra: Any
-) -> None:
-    """What the write-back sees of a PostgreSQL restart: every session terminated while writes
-    are in flight (Graph answers slowly, so some are between their Graph call and their
-    commit). The runner goes on; each booking ends with one event at Graph and one ``written``
-    outcome (a create retried after a lost commit finds its first event by transactionId)."""
-    linked = await default_calendar(rig)
-    await rig.snapshot(3, (linked,))
-    bookings = [uuid.uuid4() for _ in range(10)]
-    faults = f"/_emulator/faults/users/{rig.user.user_id}"
-    await rig.control("PUT", faults, {"latency_ms": 150, "throttling": False})
-    admin = await asyncpg.connect(infra.admin_dsn)
-    terminated = 0
-    try:
-        await deliver(
-            rig, *[confirmed(rig, b, *_slot(days=40 + n)) for n, b in enumerate(bookings)]
-        )
-        for _ in range(4):
-            await asyncio.sleep(0.25)
-            terminated += await admin.fetchval(
-                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = $1 AND pid <> pg_backend_pid()) t",
-                rig.dsn.rsplit("/", 1)[1],
-            )
-        rig.app[WRITE_BACK].wake()
-        for booking_id in bookings:
-            await await_outcome(rig, booking_id, 1)
-    finally:
-        await admin.close()
-        await rig.control("DELETE", faults)
-    assert terminated > 0
-    for booking_id in bookings:
-        written = [o for o in await outcomes(rig, booking_id) if o["outcome"] == "written"]
-        assert [o["booking_version"] for o in written] == [1], booking_id
-        assert len(await events_of_booking(rig, linked, booking_id)) == 1, booking_id
