@@ -421,6 +421,32 @@ async def test_two_relays_never_own_a_bucket_together_and_fail_over(
     await second.close()
 
 
+async def test_a_relay_that_owns_buckets_takes_freed_ones_at_its_next_look(
+    fresh_database: str, pool: asyncpg.Pool, publisher: EventPublisher, unique: str
+) -> None:
+    """While it owns buckets, a relay looks for free ones every ``claim_every_s`` (not every
+    round): half the buckets held by another session are taken at the first look after that
+    session ends, and not before it."""
+    relay = make_relay(fresh_database, pool, publisher, unique)
+    every = relay.config.claim_every_s
+    other = await asyncpg.connect(fresh_database)  # another replica's lock session
+    held = set(range(0, BUCKETS, 2))
+    try:
+        for bucket in sorted(held):
+            await other.execute("SELECT pg_advisory_lock($1, $2)", relay._namespace, bucket)
+        await relay.claim_buckets(now=100.0)
+        assert relay.owned_buckets == frozenset(range(BUCKETS)) - held
+    finally:
+        await other.close()  # that replica is gone: PostgreSQL frees its locks
+    try:
+        await relay.claim_buckets(now=100.0 + every / 2)  # too soon to look again
+        assert relay.owned_buckets == frozenset(range(BUCKETS)) - held
+        await relay.claim_buckets(now=100.0 + every)
+        assert relay.owned_buckets == frozenset(range(BUCKETS))
+    finally:
+        await relay.close()
+
+
 def test_unique_keys_spread_over_buckets() -> None:
     from calsync_common.outbox.store import bucket_of
 

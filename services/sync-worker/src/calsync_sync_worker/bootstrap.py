@@ -38,7 +38,11 @@ from calsync_sync_worker.entrypoints.keys import (
 from calsync_sync_worker.entrypoints.webhooks import GraphWebhooks, SubscriptionTargets
 from calsync_sync_worker.service_layer.connections import on_connection
 from calsync_sync_worker.service_layer.delta import DeltaRunner
-from calsync_sync_worker.service_layer.notifications import on_notification, on_notifications
+from calsync_sync_worker.service_layer.notifications import (
+    on_notification,
+    on_notifications,
+    take_subscription_work,
+)
 from calsync_sync_worker.service_layer.subscriptions import SubscriptionManager, WebhookUrls
 from calsync_sync_worker.service_layer.unit_of_work import SyncWork
 from calsync_sync_worker.service_layer.write_back import WriteBackRunner, on_booking
@@ -106,7 +110,8 @@ def bootstrap(app: web.Application, settings: SyncWorkerSettings) -> None:
     def notifications_runner(a: web.Application) -> ConsumerRunner[SyncWork]:
         async def wake_after_commit() -> None:  # the rounds made due are committed now
             a[DELTA].wake()
-            a[SUBSCRIPTIONS].wake()
+            if take_subscription_work():
+                a[SUBSCRIPTIONS].wake()
 
         return catalogue_consumer(
             a,

@@ -6,7 +6,8 @@ Policy (STYLE §7, §8); docs/events.md states it for consumers of every topic:
   ``kafka_consumer_offsets`` in the service's database, written in the transaction of the
   handler's changes, with a *witness* (fingerprint of the last applied record). On assignment
   the runner positions each partition from there (:meth:`ConsumerRunner.position`); Kafka
-  commits follow only for lag tooling, and a failed one is logged and ignored.
+  commits follow only for lag tooling, sent by a task of their own (coalesced, off the loop's
+  path), and a failed one is logged and ignored.
 * **Duplicates.** An event whose per-key ``ce_sequence`` is not above the last applied one of its
   source and key is skipped in the same transaction (relayed twice, replayed after a reset).
 * **Topic incarnations.** A stored offset past the log end, a witness that differs from the record
@@ -20,6 +21,8 @@ Policy (STYLE §7, §8); docs/events.md states it for consumers of every topic:
   attempts the partition is paused (the batch's earlier records are committed first), so a retry
   never sleeps inside a transaction or holds the offset row. Then the record goes to the
   dead-letter topic, produced outside any transaction, and its offset is stored after that.
+* **Partitions side by side.** The partitions of one poll are applied concurrently, each in its
+  own transaction (its records in order); the next poll follows when all are stored.
 * **Batches.** A runner given a ``batch_handler`` hands it a partition's fresh records at once
   (after one sequence check for all of them) in one savepoint: one statement per batch instead of
   one per record. If it raises, the savepoint is rolled back and the batch is applied record by
@@ -36,6 +39,7 @@ Policy (STYLE §7, §8); docs/events.md states it for consumers of every topic:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic
@@ -138,6 +142,11 @@ class ConsumerRunner(Generic[W]):
             **config.extra,
         )
         self.partitions: dict[TopicPartition, PartitionState] = {}
+        # Kafka commits (for lag tooling only) leave the loop: the latest offset per partition
+        # waits here and one task sends them, coalesced, while the loop goes on polling.
+        self._to_commit: dict[TopicPartition, int] = {}
+        self._commit_wanted = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._failure: BaseException | None = None
         self._poll_failures = 0
@@ -166,14 +175,22 @@ class ConsumerRunner(Generic[W]):
 
     async def run(self) -> None:
         """Poll, apply, store, commit; until stopped. Only a bug in this code ends it early."""
+        self._committer = asyncio.create_task(
+            self._mirror_commits(), name=f"kafka commits {self.config.group_id}"
+        )
         try:
             await self._loop()
+            await self._commit_pending()  # stopping: Kafka's lag figures end where we did
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
             self._failure = exc
             log.critical("consumer loop failed", exc_info=exc)
             raise
+        finally:
+            self._committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._committer
 
     # -- positioning -----------------------------------------------------------------------
 
@@ -266,6 +283,8 @@ class ConsumerRunner(Generic[W]):
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():
+            if self._committer is not None and self._committer.done():
+                self._committer.result()  # its bug ends the loop, as the loop's own would
             await self._tend_partitions()
             try:
                 batches = await self.consumer.getmany(
@@ -279,11 +298,28 @@ class ConsumerRunner(Generic[W]):
                 await asyncio.sleep(delay)  # no transaction is open here
                 continue
             self._poll_failures = 0
-            for tp, records in batches.items():
-                state = self.partitions.get(tp)
-                if state is None or not state.positioned or not records:
-                    continue
-                await self._process(tp, state, records)
+            work = [
+                (tp, state, records)
+                for tp, records in batches.items()
+                if records and (state := self.partitions.get(tp)) is not None and state.positioned
+            ]
+            await self._process_all(work)
+
+    async def _process_all(
+        self, work: list[tuple[TopicPartition, PartitionState, list[ConsumerRecord]]]
+    ) -> None:
+        """The partitions of a poll side by side, each in its own transaction: one partition's
+        round trips no longer wait for another's (records of one partition stay in order). A
+        bug in one cancels the others (their transactions roll back) and ends the loop."""
+        if len(work) == 1:
+            await self._process(*work[0])
+            return
+        try:
+            async with asyncio.TaskGroup() as group:
+                for item in work:
+                    group.create_task(self._process(*item))
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
 
     def _poll_timeout_ms(self) -> int:
         now = asyncio.get_running_loop().time()
@@ -366,16 +402,31 @@ class ConsumerRunner(Generic[W]):
             await self._after_failure(tp, state, failed)
         if self._after_batch_applied is not None:
             await self._after_batch_applied()
-        await self._commit_to_kafka(tp, state.expected)
+        self._to_commit[tp] = state.expected
+        self._commit_wanted.set()
 
-    async def _commit_to_kafka(self, tp: TopicPartition, next_offset: int) -> None:
+    async def _mirror_commits(self) -> None:
+        """Commit the applied offsets to Kafka as they come, never in the loop's way: a commit
+        is one broker round trip, and PostgreSQL, not Kafka, holds what was applied. While one
+        commit is in flight, later offsets gather and go in the next."""
+        while True:
+            await self._commit_wanted.wait()
+            self._commit_wanted.clear()
+            await self._commit_pending()
+
+    async def _commit_pending(self) -> None:
+        pending, self._to_commit = self._to_commit, {}
+        owned = self.consumer.assignment()
+        pending = {tp: offset for tp, offset in pending.items() if tp in owned}
+        if not pending:
+            return
         try:
-            await self.consumer.commit({tp: next_offset})
+            await self.consumer.commit(pending)
         except KafkaError as exc:  # e.g. CommitFailedError after a rebalance: harmless
             COMMIT_FAILURES.labels(self.config.group_id).inc()
             log.info(
                 "kafka commit failed; PostgreSQL holds the offsets",
-                extra={"partition": str(tp), "error": type(exc).__name__},
+                extra={"partitions": sorted(map(str, pending)), "error": type(exc).__name__},
             )
 
     async def _apply(

@@ -56,6 +56,9 @@ class RelayConfig:
     retention_s: float = 24 * 3600
     purge_every_s: float = 60.0
     backoff_max_s: float = 10.0
+    #: While it owns buckets, a relay looks for free ones (a replica gone) this often; a round
+    #: of its own is otherwise one read and one mark.
+    claim_every_s: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ class OutboxRelay:
         self._failure: BaseException | None = None
         self._last_purge = 0.0
         self._last_measure = 0.0
+        self._last_claim = 0.0
         # Test seam: runs after the broker acked a batch and before the rows are marked sent.
         self._after_publish = after_publish
 
@@ -149,15 +153,19 @@ class OutboxRelay:
             await asyncio.wait_for(self._wake.wait(), seconds)
         self._wake.clear()
 
-    async def claim_buckets(self) -> None:
-        """Take every free bucket (one round of the loop does it first)."""
+    async def claim_buckets(self, *, now: float | None = None) -> None:
+        """Take every free bucket: at the start of each round while the relay owns none, then
+        every ``claim_every_s`` (a dead session is found by the round's own read on it, and
+        its buckets are given up with it)."""
+        loop_time = asyncio.get_running_loop().time() if now is None else now
         if self._lock_conn is None or self._lock_conn.is_closed():
             await self._drop_lock_connection()
             conn = await asyncpg.connect(self._dsn)
             await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
             self._lock_conn = conn
-        else:
-            await self._lock_conn.fetchval("SELECT 1")  # the locks live as long as this session
+        elif self._owned and loop_time - self._last_claim < self.config.claim_every_s:
+            return
+        self._last_claim = loop_time
         taken = await self._lock_conn.fetch(
             "SELECT b FROM generate_series(0, $2 - 1) AS b"
             " WHERE b <> ALL($3::int[]) AND pg_try_advisory_lock($1, b)",

@@ -13,6 +13,16 @@ from calsync_sync_worker.domain.calendars import CalendarPlan
 
 
 @dataclass(frozen=True)
+class FinishedRound:
+    """A round recorded under its lease: whether the calendar is due again at once (asked for
+    while the round ran), and its subscription as the round's sync status reports it."""
+
+    due_again: bool
+    subscription: Literal["active", "missing"]
+    subscription_expires_at: datetime | None
+
+
+@dataclass(frozen=True)
 class RoundWork:
     """A calendar whose delta round this replica holds the lease of."""
 
@@ -324,20 +334,24 @@ class SyncRepository:
         next_round_at: datetime,
         failures: int,
         error: str | None,
-    ) -> bool:
-        """Record the round (in the transaction that put its events in the outbox); False when
+    ) -> FinishedRound | None:
+        """Record the round (in the transaction that put its events in the outbox); None when
         this replica no longer holds the lease (then nothing of the round may be kept). A
         round asked for while this one ran (a notification, a snapshot) stays due: this round
-        may have read Graph before the change it announces."""
-        done = await self._db.fetchval(
-            "UPDATE calendars SET delta_link = $4, window_start = $5, window_end = $6,"
+        may have read Graph before the change it announces. In the same statement: whether the
+        calendar is due again, and its subscription (for the round's sync status)."""
+        row = await self._db.fetchrow(
+            "UPDATE calendars c SET delta_link = $4, window_start = $5, window_end = $6,"
             " last_synced_at = coalesce($7, last_synced_at),"
             " next_round_at = CASE WHEN $10::text IS NULL"
             " AND round_requested_at >= round_claimed_at THEN now() ELSE $8 END,"
             " round_failures = $9, last_error = $10, round_lease_owner = NULL,"
             " round_lease_until = NULL, updated_at = now()"
-            " WHERE connection_id = $2 AND calendar_id = $3 AND round_lease_owner = $1"
-            " RETURNING true",
+            " FROM (SELECT) AS one LEFT JOIN subscriptions s"
+            " ON s.connection_id = $2 AND s.calendar_id = $3"
+            " WHERE c.connection_id = $2 AND c.calendar_id = $3 AND c.round_lease_owner = $1"
+            " RETURNING c.next_round_at <= now() AS due_again, s.subscription_id IS NOT NULL"
+            " AS subscribed, s.expires_at",
             owner,
             w.connection_id,
             w.calendar_id,
@@ -349,18 +363,13 @@ class SyncRepository:
             failures,
             error,
         )
-        return bool(done)
-
-    async def subscription_state(
-        self, connection_id: UUID, calendar_id: str
-    ) -> tuple[Literal["active", "missing"], datetime | None]:
-        """Whether the calendar has a subscription, and the expiry Graph granted it."""
-        row = await self._db.fetchrow(
-            "SELECT expires_at FROM subscriptions WHERE connection_id = $1 AND calendar_id = $2",
-            connection_id,
-            calendar_id,
+        if row is None:
+            return None
+        return FinishedRound(
+            due_again=row["due_again"],
+            subscription="active" if row["subscribed"] else "missing",
+            subscription_expires_at=row["expires_at"],
         )
-        return ("active", row["expires_at"]) if row is not None else ("missing", None)
 
     async def last_synced(self, connection_id: UUID) -> dict[str, datetime | None]:
         """calendar id → when a round last completed, for every calendar of the connection."""

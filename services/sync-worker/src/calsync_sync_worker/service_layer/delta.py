@@ -37,7 +37,7 @@ from calsync_sync_worker.adapters.graph_client import (
     GraphNotFound,
     SyncStateGone,
 )
-from calsync_sync_worker.adapters.repository import RoundWork
+from calsync_sync_worker.adapters.repository import FinishedRound, RoundWork
 from calsync_sync_worker.domain.full_read import full_read_events
 from calsync_sync_worker.domain.normalize import (
     MASTER_SELECT,
@@ -107,6 +107,13 @@ class DeltaRunner(RoundLoop):
         self._backoff = Policy(backoff=timedelta(seconds=10), max_backoff=timedelta(minutes=10))
         self._running: set[asyncio.Task[None]] = set()
         self._crashed: BaseException | None = None
+        #: The last claim filled every free place (more may be due), or a round finished with
+        #: its calendar due again: then a finished round wakes the loop to claim. Otherwise
+        #: nothing became due that its maker does not announce (a notification's commit wakes
+        #: the loop; periodic rounds come due on the loop's ``every_s``), and a claim per
+        #: finished round would only find nothing.
+        self._backlog = False
+        self._due_again = False
 
     async def run(self) -> None:
         """Rounds until stopped, then the ones still running are let finish (their leases
@@ -131,8 +138,10 @@ class DeltaRunner(RoundLoop):
         if room <= 0:
             await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
             return self._config.batch  # look again at once
+        self._due_again = False
         async with self._uow() as work:
             due = await work.sync.claim_rounds(self._owner, self._config.lease_s, room)
+        self._backlog = len(due) == room
         for w in due:
             task = asyncio.create_task(self.sync(w), name=f"delta {w.calendar_id}")
             self._running.add(task)
@@ -147,7 +156,8 @@ class DeltaRunner(RoundLoop):
                 log.warning("delta round failed", extra={"error": type(exc).__name__})
             else:
                 self._crashed = exc
-        self.wake()
+        if self._backlog or self._due_again or self._crashed is not None:
+            self.wake()
 
     async def sync(self, w: RoundWork) -> None:
         kind = "full" if w.delta_link is None else "delta"
@@ -202,8 +212,7 @@ class DeltaRunner(RoundLoop):
                 full_read=read.window if read.full else None,
                 observed_at=started,
             )
-            await work.outbox.add_many(events)
-            kept = await work.sync.finish_round(
+            finished = await work.sync.finish_round(
                 self._owner,
                 w,
                 delta_link=read.delta_link,
@@ -214,9 +223,11 @@ class DeltaRunner(RoundLoop):
                 failures=0,
                 error=None,
             )
-            if not kept:  # the lease was lost meanwhile: another replica owns this round
+            if finished is None:  # the lease was lost meanwhile: another replica owns this round
                 raise _LeaseLost
-            await work.outbox.add(await self._status(work, w, started, None))
+            await work.outbox.add_many([*events, _status(w, finished, started, None)])
+        if finished.due_again:
+            self._due_again = True
 
     async def _read(self, w: RoundWork, now: datetime) -> _Read:
         # The window was set ``window_back`` before its start; rebase once it drifted too far.
@@ -306,7 +317,7 @@ class DeltaRunner(RoundLoop):
         unusable = isinstance(exc, ConnectionTokenError) and not isinstance(exc, RetryLater)
         retry = now + PARKED if unusable else retry_at(w.failures + 1, now, self._backoff)
         async with self._uow() as work:
-            kept = await work.sync.finish_round(
+            finished = await work.sync.finish_round(
                 self._owner,
                 w,
                 delta_link=w.delta_link,
@@ -317,25 +328,23 @@ class DeltaRunner(RoundLoop):
                 failures=w.failures + 1,
                 error=error[:500],
             )
-            if kept:
-                await work.outbox.add(await self._status(work, w, now, error))
+            if finished is not None:
+                await work.outbox.add(_status(w, finished, now, error))
 
-    async def _status(
-        self, work: SyncWork, w: RoundWork, now: datetime, error: str | None
-    ) -> CalendarSyncStatus:
-        subscription, expires_at = await work.sync.subscription_state(
-            w.connection_id, w.calendar_id
-        )
-        return CalendarSyncStatus(
-            connection_id=w.connection_id,
-            calendar_id=w.calendar_id,
-            status="healthy" if error is None else "stale",
-            subscription=subscription,
-            subscription_expires_at=expires_at,
-            last_synced_at=now if error is None else None,
-            last_error=error[:500] if error else None,
-            changed_at=now,
-        )
+
+def _status(
+    w: RoundWork, finished: FinishedRound, now: datetime, error: str | None
+) -> CalendarSyncStatus:
+    return CalendarSyncStatus(
+        connection_id=w.connection_id,
+        calendar_id=w.calendar_id,
+        status="healthy" if error is None else "stale",
+        subscription=finished.subscription,
+        subscription_expires_at=finished.subscription_expires_at,
+        last_synced_at=now if error is None else None,
+        last_error=error[:500] if error else None,
+        changed_at=now,
+    )
 
 
 class _LeaseLost(Exception):

@@ -10,11 +10,25 @@ round due for what was missed;
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextvars import ContextVar
 from uuid import UUID
 
 from calsync_common.contracts.notifications import GraphChangeReceived, GraphLifecycleReceived
 from calsync_common.kafka.consumer import ConsumedEvent, Message
 from calsync_sync_worker.service_layer.unit_of_work import SyncWork
+
+#: Whether the batch being applied (in this task: the consumer runner applies each partition in
+#: a task of its own) holds a lifecycle notification, the only kind that makes subscription work
+#: due: after its commit the runner wakes the subscription upkeep only then
+#: (:func:`take_subscription_work`), not after every batch of changes.
+_SUBSCRIPTION_WORK: ContextVar[bool] = ContextVar("subscription_work", default=False)
+
+
+def take_subscription_work() -> bool:
+    """Whether the batch just committed in this task made subscription work due (and reset)."""
+    due = _SUBSCRIPTION_WORK.get()
+    _SUBSCRIPTION_WORK.set(False)
+    return due
 
 
 async def on_notification(work: SyncWork, message: Message) -> None:
@@ -24,6 +38,7 @@ async def on_notification(work: SyncWork, message: Message) -> None:
     if isinstance(data, GraphChangeReceived):
         await work.sync.round_due_now(data.connection_id, data.calendar_id)
     elif isinstance(data, GraphLifecycleReceived):
+        _SUBSCRIPTION_WORK.set(True)
         if data.lifecycle_event == "subscriptionRemoved":
             # Only the subscription removed: if the upkeep already replaced it (a renewal met
             # Graph's 404 first), the replacement stays; what was missed is read either way.
