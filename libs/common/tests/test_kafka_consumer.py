@@ -97,6 +97,48 @@ async def test_round_trip_applies_each_event_once_with_trace_context(
     assert seen_traces == [producer_span.get_span_context().trace_id] * 20
 
 
+async def test_the_partitions_of_a_poll_are_applied_side_by_side(
+    infra: object,
+    pool: asyncpg.Pool,
+    publisher: EventPublisher,
+    topics: tuple[str, str],
+    unique: str,
+) -> None:
+    """Each partition's first record waits until the other partition's first record is being
+    applied. Applied one partition after the other, the first to run would wait out its timeout
+    alone (and fail); applied side by side, both meet."""
+    topic, dlq = topics
+    reached = {0: asyncio.Event(), 1: asyncio.Event()}
+    met: list[int] = []
+
+    async def handler(conn: Connection, event: Message) -> None:
+        assert isinstance(event, ConsumedEvent)
+        mine = event.partition
+        if not reached[mine].is_set():
+            reached[mine].set()
+            async with asyncio.timeout(10):
+                await reached[1 - mine].wait()
+            met.append(mine)
+        await record(conn, event)
+
+    for n in range(1, 21):  # 20 keys: both partitions get some (all before the runner starts)
+        await publisher.publish(
+            booking(n).model_copy(update={"booking_id": uuid.UUID(int=n)}), topic=topic
+        )
+    config = ConsumerConfig(group_id=f"g-{unique}", topics=[topic], dead_letter_topic=dlq)
+    runner = ConsumerRunner(
+        infra.kafka_bootstrap,  # type: ignore[attr-defined]
+        config,
+        pool,
+        handler,
+        publisher,
+        bind=connection,
+    )
+    async with running(runner):
+        await eventually(lambda: _eq(count(pool), 20), timeout_s=30)
+    assert sorted(met) == [0, 1]
+
+
 async def _eq(value: Awaitable[int], expected: int) -> bool:
     return await value == expected
 

@@ -59,6 +59,7 @@ class ScriptedRunner(DeltaRunner):
         self.started: list[str] = []
         self.done: list[str] = []
         self.fail: dict[str, BaseException] = {}
+        self.again: set[str] = set()  # rounds that finish with their calendar due again
 
     def release(self, calendar_id: str) -> None:
         self.gates.setdefault(calendar_id, asyncio.Event()).set()
@@ -69,6 +70,8 @@ class ScriptedRunner(DeltaRunner):
         if w.calendar_id in self.fail:
             raise self.fail[w.calendar_id]
         self.done.append(w.calendar_id)
+        if w.calendar_id in self.again:
+            self._due_again = True  # as _commit records it from finish_round
 
 
 async def until(condition: Any, timeout_s: float = 5.0) -> None:
@@ -94,6 +97,30 @@ async def test_a_slow_round_does_not_hold_up_the_next_claims() -> None:
         runner.release("slow")
         await until(lambda: sorted(runner.done) == ["a", "b", "c", "d", "slow"])
     finally:
+        runner.request_stop()
+        await asyncio.wait_for(task, 5)
+
+
+async def test_a_finished_round_claims_again_only_when_work_may_be_due() -> None:
+    """A claim that left places free found everything due; a round finishing then claims
+    nothing new (no empty claim per round), unless its calendar is due again."""
+    claims = Claims(due=["quiet", "again"])
+    runner = ScriptedRunner(claims, batch=4)
+    runner.again.add("again")
+    task = asyncio.create_task(runner.run())
+    try:
+        await until(lambda: runner.started == ["quiet", "again"])
+        runner.release("quiet")
+        await until(lambda: runner.done == ["quiet"])
+        await asyncio.sleep(0.1)
+        assert claims.limits == [4]  # the loop waits for a wake or its every_s (30 s)
+        claims.due.append("again")  # what finish_round made due again
+        runner.gates["again"].set()
+        runner.gates.pop("again")  # its next round waits for the test again
+        await until(lambda: runner.started == ["quiet", "again", "again"])
+        assert claims.limits == [4, 4]
+    finally:
+        runner.release("again")
         runner.request_stop()
         await asyncio.wait_for(task, 5)
 
