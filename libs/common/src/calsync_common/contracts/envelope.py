@@ -180,10 +180,11 @@ def decode(
     :class:`ContractError` for anything a consumer cannot apply."""
     if value is None:
         raise ContractError("message has no value (tombstones carry no event)")
-    ce_headers = {k: v for k, v in headers if k.startswith("ce_") or k == "content-type"}
-    ours = _decode_ours(ce_headers, value)
+    named = dict(headers)  # the others (traceparent) are never read as CloudEvent attributes
+    ours = _decode_ours(named, value)
     if ours is not None:
         return ours
+    ce_headers = {k: v for k, v in named.items() if k.startswith("ce_") or k == "content-type"}
     try:
         event = from_binary(KafkaMessage(headers=ce_headers, key=key, value=value), _FORMAT)
     except Exception as exc:  # the SDK raises several unrelated types for malformed input
