@@ -24,10 +24,11 @@ class ContractModel(BaseModel):
     (``read``, ``envelope.decode``), it ignores them.
 
     The refusal sits in ``__new__``, which only a call of the class (a writer) runs with
-    fields, rather than in a "before" model validator: such a validator made pydantic turn every message into
-    a Python dict and call back into Python before validating it, 40 % of a projection's
-    decoding (consumers decode with ``model_validate_json``, straight from the bytes). An
-    ``__init__`` would not do: pydantic then runs it for every validation too."""
+    fields, rather than in a "before" model validator: such a validator made pydantic turn
+    every message into a Python dict and call back into Python before validating it (4.6
+    instead of 3.7 us a calendar event; consumers decode with ``model_validate_json``, straight
+    from the bytes). An ``__init__`` would not do: pydantic then runs it for every validation
+    too."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
