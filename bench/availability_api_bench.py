@@ -73,6 +73,7 @@ TARGETS = {
     "booking_attempts_per_s": 2000,
     "booking_p99_ms": 50.0,
 }
+PHASES = ("busy", "free_slots", "booking")
 OVERLAPS = """
 SELECT count(*) FROM bookings a JOIN bookings b
   ON a.sub_account_id = b.sub_account_id AND a.user_id = b.user_id
@@ -483,6 +484,62 @@ async def raw_busy_sql(dsn: str, users: int, clients: int, seconds: float) -> di
 # --- the run ----------------------------------------------------------------------------------
 
 
+async def free_slots_phase(
+    target: tuple[str, int],
+    token: str,
+    common: dict[str, Any],
+    args: argparse.Namespace,
+    work_dir: Path,
+) -> dict[str, Any]:
+    slots_calendar = await create_calendar(
+        target[0],
+        token,
+        {
+            "name": "round robin of five",
+            "type": "round_robin",
+            "members": [
+                member(f"user-{100 + i}", zone, WEEKDAYS, "09:00", "17:00")
+                for i, zone in enumerate(ZONES)
+            ],
+            "slot_minutes": 30,
+            "buffer_before_minutes": 10,
+            "buffer_after_minutes": 10,
+        },
+    )
+    slots = WRK_SLOTS % {**common, "calendar": slots_calendar}
+    result = await measured("free_slots", target, slots, args.slots_clients, args, work_dir)
+    # The same with one connection: the latency of a request that waits for none.
+    result["one_connection"] = await measured("free_slots_one", target, slots, 1, args, work_dir)
+    return result
+
+
+async def booking_phase(
+    target: tuple[str, int],
+    dsn: str,
+    token: str,
+    common: dict[str, Any],
+    hours: list[str],
+    args: argparse.Namespace,
+    work_dir: Path,
+) -> dict[str, Any]:
+    calendars = await booking_calendars(target[0], token)
+    book = WRK_BOOK % {**common, "calendars": lua_list(calendars), "hours": lua_list(hours)}
+    args.warmup = 0  # bookings fill the slots: every attempt of the run counts
+    booking = await measured("booking", target, book, args.booking_clients, args, work_dir)
+    conn = await asyncpg.connect(dsn)
+    try:
+        overlaps = await conn.fetchval(OVERLAPS)
+        confirmed = await conn.fetchval("SELECT count(*) FROM bookings WHERE status = 'confirmed'")
+    finally:
+        await conn.close()
+    return booking | {
+        "hot_calendars": len(calendars),
+        "slots_per_calendar": BOOKING_DAYS * 24,
+        "confirmed_bookings": confirmed,
+        "overlapping_pairs": overlaps,
+    }
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     admin_dsn = os.environ["CALSYNC_TEST_DATABASE_URL"]
     token = mint(AUTH, subject="bench", sub_account_id=SUB)
@@ -505,74 +562,44 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             result["dataset"] = await seed(dsn, args.users, args.events_per_user)
             result["replicas"] = args.replicas
             async with service(dsn, work_dir, args.replicas) as target:
-                url = target[0]
                 common = {"token": token, "sub": SUB, "days": lua_list(days), "seed": 7}
-                busy_script = WRK_BUSY % {**common, "users": args.users}
-                busy = await measured(
-                    "busy", target, busy_script, args.busy_clients, args, work_dir
-                )
-                raw = await raw_busy_sql(dsn, args.users, args.busy_clients, args.seconds)
-                result["busy"] = {
-                    "http": busy,
-                    "raw_sql": raw,
-                    "share_of_raw_sql": round(busy["requests_per_s"] / raw["queries_per_s"], 3),
-                }
-
-                slots_calendar = await create_calendar(
-                    url,
-                    token,
-                    {
-                        "name": "round robin of five",
-                        "type": "round_robin",
-                        "members": [
-                            member(f"user-{100 + i}", zone, WEEKDAYS, "09:00", "17:00")
-                            for i, zone in enumerate(ZONES)
-                        ],
-                        "slot_minutes": 30,
-                        "buffer_before_minutes": 10,
-                        "buffer_after_minutes": 10,
-                    },
-                )
-                slots = WRK_SLOTS % {**common, "calendar": slots_calendar}
-                result["free_slots"] = await measured(
-                    "free_slots", target, slots, args.slots_clients, args, work_dir
-                )
-                # The same with one connection: the latency of a request that waits for none.
-                result["free_slots"]["one_connection"] = await measured(
-                    "free_slots_one", target, slots, 1, args, work_dir
-                )
-
-                calendars = await booking_calendars(url, token)
-                book = WRK_BOOK % {
-                    **common, "calendars": lua_list(calendars), "hours": lua_list(hours),
-                }  # fmt: skip
-                args.warmup = 0  # bookings fill the slots: every attempt of the run counts
-                booking = await measured(
-                    "booking", target, book, args.booking_clients, args, work_dir
-                )
-                conn = await asyncpg.connect(dsn)
-                try:
-                    overlaps = await conn.fetchval(OVERLAPS)
-                    confirmed = await conn.fetchval(
-                        "SELECT count(*) FROM bookings WHERE status = 'confirmed'"
+                if "busy" in args.only:
+                    busy_script = WRK_BUSY % {**common, "users": args.users}
+                    busy = await measured(
+                        "busy", target, busy_script, args.busy_clients, args, work_dir
                     )
-                finally:
-                    await conn.close()
-                result["booking"] = booking | {
-                    "hot_calendars": len(calendars),
-                    "slots_per_calendar": BOOKING_DAYS * 24,
-                    "confirmed_bookings": confirmed,
-                    "overlapping_pairs": overlaps,
-                }
-    result["verdict"] = {
-        "busy_p99": result["busy"]["http"]["latency_ms_p99"] <= TARGETS["busy_p99_ms"],
-        "busy_rate": result["busy"]["http"]["requests_per_s"] >= TARGETS["busy_requests_per_s"],
-        "busy_share": result["busy"]["share_of_raw_sql"] >= TARGETS["busy_share_of_raw_sql"],
-        "free_slots_p99": result["free_slots"]["latency_ms_p99"] <= TARGETS["free_slots_p99_ms"],
-        "booking_rate": result["booking"]["requests_per_s"] >= TARGETS["booking_attempts_per_s"],
-        "booking_p99": result["booking"]["latency_ms_p99"] <= TARGETS["booking_p99_ms"],
-        "zero_overlaps": result["booking"]["overlapping_pairs"] == 0,
-    }
+                    raw = await raw_busy_sql(dsn, args.users, args.busy_clients, args.seconds)
+                    result["busy"] = {
+                        "http": busy,
+                        "raw_sql": raw,
+                        "share_of_raw_sql": round(busy["requests_per_s"] / raw["queries_per_s"], 3),
+                    }
+                if "free_slots" in args.only:
+                    result["free_slots"] = await free_slots_phase(
+                        target, token, common, args, work_dir
+                    )
+                if "booking" in args.only:
+                    result["booking"] = await booking_phase(
+                        target, dsn, token, common, hours, args, work_dir
+                    )
+    verdict: dict[str, bool] = {}
+    if "busy" in result:
+        busy_http = result["busy"]["http"]
+        verdict["busy_p99"] = busy_http["latency_ms_p99"] <= TARGETS["busy_p99_ms"]
+        verdict["busy_rate"] = busy_http["requests_per_s"] >= TARGETS["busy_requests_per_s"]
+        verdict["busy_share"] = (
+            result["busy"]["share_of_raw_sql"] >= TARGETS["busy_share_of_raw_sql"]
+        )
+    if "free_slots" in result:
+        verdict["free_slots_p99"] = (
+            result["free_slots"]["latency_ms_p99"] <= TARGETS["free_slots_p99_ms"]
+        )
+    if "booking" in result:
+        booking = result["booking"]
+        verdict["booking_rate"] = booking["requests_per_s"] >= TARGETS["booking_attempts_per_s"]
+        verdict["booking_p99"] = booking["latency_ms_p99"] <= TARGETS["booking_p99_ms"]
+        verdict["zero_overlaps"] = booking["overlapping_pairs"] == 0
+    result["verdict"] = verdict
     return result
 
 
@@ -590,9 +617,17 @@ def parse_args() -> argparse.Namespace:
         "--replicas", type=int, default=2, help="service processes sharing the port (one a core)"
     )
     parser.add_argument(
+        "--only",
+        choices=PHASES,
+        action="append",
+        help="run this phase (repeat; default: all)",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="py-spy each measured phase into this folder (PY_SPY=path)"
     )
-    return parser.parse_args()
+    args = parser.parse_args()
+    args.only = args.only or list(PHASES)
+    return args
 
 
 if __name__ == "__main__":

@@ -129,6 +129,10 @@ async def test_a_retry_gets_the_first_answer_byte_for_byte(h: Harness) -> None:
     assert (lost.status, replay.status) == (409, 409)
     assert await lost.read() == await replay.read()
     await problem(await h.book(cal, at(10), at(11), key="k-1"), 422, "idempotency_key_reused")
+    # Reused for time already taken: the refusal read before any lock finds the key held, so
+    # the answer is the key's, not a fresh 409.
+    assert (await h.book(cal, at(11), at(12), key="k-3")).status == 201
+    await problem(await h.book(cal, at(11), at(12), key="k-1"), 422, "idempotency_key_reused")
 
 
 async def test_the_idempotency_key_is_required_and_bounded(h: Harness) -> None:

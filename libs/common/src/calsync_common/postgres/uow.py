@@ -53,6 +53,12 @@ class PostgresUnitOfWork(Generic[W]):
     def __call__(self) -> AbstractAsyncContextManager[W]:
         return self._open()
 
+    def connection(self) -> AbstractAsyncContextManager[Connection]:
+        """A pooled connection outside any transaction, each statement committing on its own:
+        for reads, and a write that is one statement (never the outbox's, which must commit
+        with the change it reports: that is :meth:`__call__`'s work)."""
+        return self._pool.acquire()
+
     @asynccontextmanager
     async def _open(self) -> AsyncIterator[W]:
         async with transaction(self._pool) as conn:

@@ -25,6 +25,11 @@ class ProjectionSources:
     ) -> BookingCalendar:
         return await load_calendar(conn, sub_account_id, calendar_id, lock="key_share")
 
+    async def calendar_unlocked(
+        self, conn: Connection, sub_account_id: str, calendar_id: str
+    ) -> BookingCalendar:
+        return await load_calendar(conn, sub_account_id, calendar_id)
+
     async def outlook_busy(
         self,
         conn: Connection,

@@ -244,6 +244,36 @@ async def claim_key(
     return StoredAnswer(bytes(row["request_hash"]), row["response_status"], row["response_body"])
 
 
+async def store_first_answer(
+    conn: Connection,
+    sub_account_id: str,
+    key: str,
+    request_hash: bytes,
+    retention_s: float,
+    status: int,
+    body: bytes,
+) -> bool:
+    """Claim ``key`` and store its answer in one statement (no transaction around it): True
+    when stored; False when the key is held (an answer stored, or a request with that key in
+    flight: the statement waits for it first), whose answer :func:`claim_key` then reads."""
+    stored = await conn.fetchval(
+        "INSERT INTO idempotency_keys AS k (sub_account_id, key, request_hash, created_at,"
+        " response_status, response_body) VALUES ($1, $2, $3, now(), $5, $6)"
+        " ON CONFLICT (sub_account_id, key) DO UPDATE"
+        " SET request_hash = EXCLUDED.request_hash, response_status = EXCLUDED.response_status,"
+        "     response_body = EXCLUDED.response_body, created_at = now()"
+        " WHERE k.created_at < now() - make_interval(secs => $4)"
+        " RETURNING true",
+        sub_account_id,
+        key,
+        request_hash,
+        retention_s,
+        status,
+        body,
+    )
+    return bool(stored)
+
+
 async def store_answer(
     conn: Connection, sub_account_id: str, key: str, status: int, body: bytes
 ) -> None:

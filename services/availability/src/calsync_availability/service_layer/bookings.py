@@ -8,9 +8,11 @@ Concurrency, chosen deliberately (``../shared/reference/performance-reliability.
   the availability read. Every later statement of the transaction sees what earlier lock holders
   committed, so the read pre-check (confirmed bookings *and* blocking Outlook time, with the
   calendar's buffers) is exact, and the INSERT that follows never meets a competing insert.
-  A POST first reads without the locks: time it finds already taken is answered ``409`` at once
-  (it was taken when read, whatever commits next), so on a hot slot the losers never queue
-  behind the winner's lock; only an attempt that may succeed locks and reads again.
+  A POST first reads without the locks and outside any transaction: time it finds already
+  taken is answered ``409`` at once (it was taken when read, whatever commits next), its key
+  and answer stored in one statement, so on a hot slot the losers never queue behind the
+  winner's lock (three statements instead of six); only an attempt that may succeed opens the
+  transaction, locks and reads again.
 * Why a lock and not only a pre-check: the pre-check alone measured fastest on one table, but
   the Outlook half of the check reads another table (the busy projection), which the exclusion
   constraint does not cover. Without a lock, a booking and a busy row committed at the same
@@ -28,7 +30,9 @@ Concurrency, chosen deliberately (``../shared/reference/performance-reliability.
   ``slot_unavailable`` without them.
 
 Idempotency: the POST's key row is inserted first in the same transaction (a concurrent retry
-waits on it), and the answer's exact bytes are stored there before commit. Answers of errors
+waits on it), and the answer's exact bytes are stored there before commit. A refusal answered
+before the transaction stores its key only if the key is free; a key already held (answered,
+or in flight) sends the request down the transaction's path, which answers as the key says. Answers of errors
 that depend on a passing condition (``calendar_sync_stale``) are not stored: the transaction
 rolls back and the key stays free.
 
@@ -115,6 +119,12 @@ class AvailabilitySources(Protocol):
         """The calendar, held against deletion until the transaction ends; CalendarNotFound."""
         ...
 
+    async def calendar_unlocked(
+        self, conn: Connection, sub_account_id: str, calendar_id: str
+    ) -> BookingCalendar:
+        """The calendar as committed now, without a lock; CalendarNotFound."""
+        ...
+
     async def outlook_busy(
         self,
         conn: Connection,
@@ -156,6 +166,15 @@ class NewBooking:
     #: Only ``True`` or None: asks to use the members' Outlook conflicts (an event calendar
     #: refuses); None uses them wherever the calendar type can.
     use_outlook_conflicts: bool | None = None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    calendar: BookingCalendar
+    candidates: list[str]
+    all_of_them: bool
+    window: Interval
+    now: datetime
 
 
 @dataclass(frozen=True)
@@ -203,6 +222,10 @@ class Bookings:
     async def book(
         self, sub_account_id: str, key: str, fingerprint: bytes, new: NewBooking, render: Render
     ) -> Answer:
+        refused = await self._refused_at_once(sub_account_id, key, fingerprint, new, render)
+        if refused is not None:
+            return refused
+
         async def attempt() -> Answer:
             async with self.uow() as work:
                 stored = await repo.claim_key(
@@ -226,22 +249,60 @@ class Bookings:
 
         return await self._with_retries(attempt)
 
-    async def _book(self, work: PostgresWork, sub_account_id: str, new: NewBooking) -> Booking:
-        conn = work.connection
+    async def _refused_at_once(
+        self, sub_account_id: str, key: str, fingerprint: bytes, new: NewBooking, render: Render
+    ) -> Answer | None:
+        """Time already taken is refused before any transaction or lock: what this read sees
+        committed was taken when it ran, so ``409`` is a true answer whatever commits next. On
+        a hot slot most attempts end here, in three statements (the calendar, the members'
+        time, the key with its answer), instead of queueing behind the members' locks to learn
+        the same. None: the booking may succeed, or another answer is due (an error, a key
+        already used): the transaction of :meth:`book` decides, from the start."""
+        async with self.uow.connection() as conn:
+            try:
+                plan = await self._plan(conn, sub_account_id, new, lock=False)
+                eligible, busy = await self._read(
+                    conn, plan.calendar, plan.candidates, plan.all_of_them, plan.window, plan.now
+                )
+                _free_members(plan.window, plan.all_of_them, eligible, busy)
+            except SlotUnavailable as exc:
+                status, body = render(exc)
+            except AvailabilityError:
+                return None
+            else:
+                return None
+            stored = await repo.store_first_answer(
+                conn, sub_account_id, key, fingerprint, self.retention_s, status, body
+            )
+        return Answer(status, body) if stored else None
+
+    async def _plan(
+        self, conn: Connection, sub_account_id: str, new: NewBooking, *, lock: bool
+    ) -> _Plan:
+        """The calendar (held against deletion when ``lock``), the members that may take the
+        booking and the time it blocks; or the error that refuses it before any read of time."""
         check_times(new.start, new.end)
-        calendar = await self.sources.calendar(conn, sub_account_id, new.booking_calendar_id)
+        if lock:
+            calendar = await self.sources.calendar(conn, sub_account_id, new.booking_calendar_id)
+        else:
+            calendar = await self.sources.calendar_unlocked(
+                conn, sub_account_id, new.booking_calendar_id
+            )
         if new.use_outlook_conflicts:
             require_outlook_supported(calendar)
         candidates, all_of_them = members_to_hold(calendar, new.user_id)
         now = self.clock()
         candidates = _offered_to(calendar, candidates, all_of_them, new.start, new.end, now)
         window = blocked_window(calendar, new.start, new.end)
-        # Time already taken is refused without the locks: what this read sees committed was
-        # taken when it ran, so 409 is a true answer whatever commits next. On a hot slot most
-        # attempts end here, instead of queueing behind the members' locks to learn the same.
-        eligible, busy = await self._read(conn, calendar, candidates, all_of_them, window, now)
-        _free_members(window, all_of_them, eligible, busy)
-        # An attempt that may succeed locks the members and reads again: the exact check.
+        return _Plan(calendar, candidates, all_of_them, window, now)
+
+    async def _book(self, work: PostgresWork, sub_account_id: str, new: NewBooking) -> Booking:
+        conn = work.connection
+        plan = await self._plan(conn, sub_account_id, new, lock=True)
+        calendar, candidates, all_of_them = plan.calendar, plan.candidates, plan.all_of_them
+        window, now = plan.window, plan.now
+        # The members locked, then their time read: the exact check (a lock-free one refused
+        # what was already taken, see _refused_at_once).
         await repo.lock_members(conn, sub_account_id, candidates)
         eligible, busy = await self._read(conn, calendar, candidates, all_of_them, window, now)
         free = _free_members(window, all_of_them, eligible, busy)
