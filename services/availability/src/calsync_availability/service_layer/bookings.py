@@ -32,9 +32,9 @@ Concurrency, chosen deliberately (``../shared/reference/performance-reliability.
 Idempotency: the POST's key row is inserted first in the same transaction (a concurrent retry
 waits on it), and the answer's exact bytes are stored there before commit. A refusal answered
 before the transaction stores its key only if the key is free; a key already held (answered,
-or in flight) sends the request down the transaction's path, which answers as the key says. Answers of errors
-that depend on a passing condition (``calendar_sync_stale``) are not stored: the transaction
-rolls back and the key stays free.
+or in flight) sends the request down the transaction's path, which answers as the key says.
+Answers of errors that depend on a passing condition (``calendar_sync_stale``) are not stored:
+the transaction rolls back and the key stays free.
 
 Every change adds its ``calsync.bookings.v1`` events to the outbox in the same transaction.
 """
