@@ -109,6 +109,30 @@ async def test_outbox_contract_sequences_ids_and_atomicity(
     assert erased.sequence == 1
 
 
+async def test_add_many_of_new_keys_starts_each_at_one_and_refuses_a_used_key(
+    outbox_under_test: tuple[UnitOfWork[Work], Committed],
+) -> None:
+    uow, committed = outbox_under_test
+    key7, key8 = booking(7, 1).partition_key(), booking(8, 1).partition_key()
+    async with uow() as work:
+        entries = await work.outbox.add_many(
+            [booking(7, 1), booking(8, 1), booking(7, 2)], new_keys=True
+        )
+    assert [(e.key, e.sequence) for e in entries] == [(key7, 1), (key8, 1), (key7, 2)]
+    assert entries[2].event_id == event_id_for(SOURCE, BOOKINGS.name, key7, 2)
+    async with uow() as work:  # the keys' later events go on from there
+        assert (await work.outbox.add(booking(7, 3))).sequence == 3
+    with pytest.raises((ValueError, asyncpg.UniqueViolationError)):
+        async with uow() as work:  # never a sequence used twice: the call fails, nothing kept
+            await work.outbox.add_many([booking(8, 2)], new_keys=True)
+    assert [(e.key, e.sequence) for e in await committed()] == [
+        (key7, 1),
+        (key8, 1),
+        (key7, 2),
+        (key7, 3),
+    ]
+
+
 async def test_add_many_numbers_keys_as_add_would_in_one_go(
     outbox_under_test: tuple[UnitOfWork[Work], Committed],
 ) -> None:

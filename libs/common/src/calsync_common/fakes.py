@@ -42,7 +42,11 @@ class FakeOutbox:
         self.pending.append(FakeMessage(entry, payload, subject))
         return entry
 
-    async def add_many(self, payloads: Sequence[EventPayload]) -> list[OutboxEntry]:
+    async def add_many(
+        self, payloads: Sequence[EventPayload], *, new_keys: bool = False
+    ) -> list[OutboxEntry]:
+        if new_keys and any((p.topic, p.partition_key()) in self.sequences for p in payloads):
+            raise ValueError("add_many(new_keys=True) with a key used before")
         return [await self.add(p) for p in payloads]
 
     async def tombstone(self, topic: str, key: str) -> OutboxEntry:

@@ -41,9 +41,13 @@ class Outbox(Protocol):
         after the unit of work commits."""
         ...
 
-    async def add_many(self, payloads: Sequence[EventPayload]) -> list[OutboxEntry]:
+    async def add_many(
+        self, payloads: Sequence[EventPayload], *, new_keys: bool = False
+    ) -> list[OutboxEntry]:
         """``add`` each payload on its catalogue topic, in order, in as few round trips as the
-        store can (a delta round queues thousands)."""
+        store can (a delta round queues thousands). ``new_keys``: the caller vouches that no
+        key has been used before (fresh ids), so their sequences start at 1 without reading
+        any; a key that was used makes the call fail (never a sequence used twice)."""
         ...
 
     async def tombstone(self, topic: str, key: str) -> OutboxEntry:

@@ -39,6 +39,21 @@ def event_id_for(source: str, topic: str, key: str, sequence: int) -> str:
     return str(uuid5(NAMESPACE_URL, f"calsync:{source}:{topic}:{key}:{sequence}"))
 
 
+_ROWS = (
+    "rows AS (INSERT INTO outbox (topic, key, sequence, bucket, event_id, headers, value)"
+    " SELECT t, k, s, b, e, h::jsonb, v FROM unnest($1::text[], $2::text[], $3::bigint[],"
+    " $4::smallint[], $5::text[], $6::text[], $7::bytea[]) AS r(t, k, s, b, e, h, v))"
+)
+#: The rows, and the relay's NOTIFY once per transaction ($9).
+_INSERT_ROWS = f"WITH {_ROWS} SELECT pg_notify($8, '') WHERE $9::boolean"
+#: The same, and the sequence rows of keys never used before (a used one: unique violation).
+_INSERT_ROWS_OF_NEW_KEYS = (
+    "WITH sequences AS (INSERT INTO outbox_sequences (topic, key, last_sequence)"  # noqa: S608
+    f" SELECT * FROM unnest($10::text[], $11::text[], $12::bigint[])), {_ROWS}"
+    " SELECT pg_notify($8, '') WHERE $9::boolean"
+)
+
+
 class PostgresOutbox:
     """Implements :class:`calsync_common.ports.Outbox` on a connection inside a transaction."""
 
@@ -70,9 +85,13 @@ class PostgresOutbox:
         headers = inject(list(message.headers.items()))
         return await self._insert(destination, key, sequence, ce_id, headers, message.value)
 
-    async def add_many(self, payloads: Sequence[EventPayload]) -> list[OutboxEntry]:
+    async def add_many(
+        self, payloads: Sequence[EventPayload], *, new_keys: bool = False
+    ) -> list[OutboxEntry]:
         """``add`` for many payloads in two statements: the sequences of all their keys at once
-        (each key advanced by its count, under the same row locks), then every row."""
+        (each key advanced by its count, under the same row locks), then every row. With
+        ``new_keys`` (no key used before), one: the keys' sequence rows are created, starting at
+        1, by the statement that inserts the rows (an existing one is a unique violation)."""
         if not payloads:
             return []
         routed = [(p.topic, p.partition_key(), p) for p in payloads]
@@ -80,21 +99,23 @@ class PostgresOutbox:
         for topic, key, _ in routed:
             counts[(topic, key)] = counts.get((topic, key), 0) + 1
         pairs = sorted(counts)  # a fixed lock order: concurrent batches cannot deadlock
-        rows = await self._conn.fetch(
-            "INSERT INTO outbox_sequences AS s (topic, key, last_sequence)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])"
-            " ON CONFLICT (topic, key) DO UPDATE"
-            " SET last_sequence = s.last_sequence + EXCLUDED.last_sequence"
-            " RETURNING topic, key, last_sequence",
-            [t for t, _ in pairs],
-            [k for _, k in pairs],
-            [counts[p] for p in pairs],
-        )
-        # The first sequence each key's payloads take, in their order.
-        following = {
-            (r["topic"], r["key"]): int(r["last_sequence"]) - counts[(r["topic"], r["key"])]
-            for r in rows
-        }
+        sequences = ([t for t, _ in pairs], [k for _, k in pairs], [counts[p] for p in pairs])
+        if new_keys:
+            following = dict.fromkeys(pairs, 0)
+        else:
+            rows = await self._conn.fetch(
+                "INSERT INTO outbox_sequences AS s (topic, key, last_sequence)"
+                " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])"
+                " ON CONFLICT (topic, key) DO UPDATE"
+                " SET last_sequence = s.last_sequence + EXCLUDED.last_sequence"
+                " RETURNING topic, key, last_sequence",
+                *sequences,
+            )
+            # The first sequence each key's payloads take, in their order.
+            following = {
+                (r["topic"], r["key"]): int(r["last_sequence"]) - counts[(r["topic"], r["key"])]
+                for r in rows
+            }
         now = datetime.now(UTC)
         entries: list[OutboxEntry] = []
         columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
@@ -121,15 +142,12 @@ class PostgresOutbox:
             ):
                 column.append(value)
             entries.append(OutboxEntry(topic=topic, key=key, sequence=sequence, event_id=ce_id))
-        await self._conn.execute(
-            "WITH rows AS (INSERT INTO outbox (topic, key, sequence, bucket, event_id, headers,"
-            " value) SELECT t, k, s, b, e, h::jsonb, v FROM unnest($1::text[], $2::text[],"
-            " $3::bigint[], $4::smallint[], $5::text[], $6::text[], $7::bytea[])"
-            " AS r(t, k, s, b, e, h, v)) SELECT pg_notify($8, '') WHERE $9::boolean",
-            *columns,
-            NOTIFY_CHANNEL,
-            not self._notified,
-        )
+        if new_keys:
+            await self._conn.execute(
+                _INSERT_ROWS_OF_NEW_KEYS, *columns, NOTIFY_CHANNEL, not self._notified, *sequences
+            )
+        else:
+            await self._conn.execute(_INSERT_ROWS, *columns, NOTIFY_CHANNEL, not self._notified)
         self._notified = True
         return entries
 

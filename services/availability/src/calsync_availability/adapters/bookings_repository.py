@@ -91,6 +91,27 @@ class NewHold:
     user_id: str
 
 
+@dataclass(frozen=True)
+class KeyAnswer:
+    """The answer to store under an Idempotency-Key this transaction claimed."""
+
+    key: str
+    status: int
+    body: bytes
+
+
+_INSERT_HOLDS = (
+    "INSERT INTO bookings (booking_id, sub_account_id, booking_calendar_id, user_id, during,"
+    " status, version, title, created_at, updated_at, group_id)"
+    " SELECT h.id, $1, $2, h.user_id, tstzrange($5, $6), 'confirmed', 1, $7, $8, $8, $9"
+    " FROM unnest($3::uuid[], $4::text[]) AS h(id, user_id)"
+)
+_INSERT_HOLDS_AND_ANSWER = (
+    f"WITH holds AS ({_INSERT_HOLDS}) UPDATE idempotency_keys"  # noqa: S608 (constants only)
+    " SET response_status = $11, response_body = $12 WHERE sub_account_id = $1 AND key = $10"
+)
+
+
 async def insert_holds(
     conn: Connection,
     sub_account_id: str,
@@ -101,13 +122,12 @@ async def insert_holds(
     end: datetime,
     title: str,
     now: datetime,
+    *,
+    answer: KeyAnswer | None = None,
 ) -> None:
-    """Insert confirmed holds at version 1 (23P01 when the constraint finds an overlap)."""
-    await conn.execute(
-        "INSERT INTO bookings (booking_id, sub_account_id, booking_calendar_id, user_id, during,"
-        " status, version, title, created_at, updated_at, group_id)"
-        " SELECT h.id, $1, $2, h.user_id, tstzrange($5, $6), 'confirmed', 1, $7, $8, $8, $9"
-        " FROM unnest($3::uuid[], $4::text[]) AS h(id, user_id)",
+    """Insert confirmed holds at version 1 (23P01 when the constraint finds an overlap) and,
+    in the same statement, store ``answer`` under its key (one round trip under the locks)."""
+    args = (
         sub_account_id,
         calendar_id,
         [h.booking_id for h in holds],
@@ -118,6 +138,10 @@ async def insert_holds(
         now,
         group_id,
     )
+    if answer is None:
+        await conn.execute(_INSERT_HOLDS, *args)
+    else:
+        await conn.execute(_INSERT_HOLDS_AND_ANSWER, *args, answer.key, answer.status, answer.body)
 
 
 async def load_group(

@@ -238,8 +238,8 @@ class Bookings:
                         )
                     return Answer(stored.status, stored.body, replayed=True)
                 try:
-                    booking = await self._book(work, sub_account_id, new)
-                    status, body = render(BookingView(booking, {}, []))
+                    # The booking's answer is stored with its holds, in one statement.
+                    return await self._book(work, sub_account_id, key, new, render)
                 except (BookingError, *REPLAYABLE_ELSEWHERE) as exc:
                     if isinstance(exc, BookingError) and not exc.replayable:
                         raise
@@ -296,7 +296,12 @@ class Bookings:
         window = blocked_window(calendar, new.start, new.end)
         return _Plan(calendar, candidates, all_of_them, window, now)
 
-    async def _book(self, work: PostgresWork, sub_account_id: str, new: NewBooking) -> Booking:
+    async def _book(
+        self, work: PostgresWork, sub_account_id: str, key: str, new: NewBooking, render: Render
+    ) -> Answer:
+        """Lock, read, and (free) the holds with the key's answer, then their events: under the
+        members' locks, four round trips with the commit (each one holds every attempt queued
+        on those members)."""
         conn = work.connection
         plan = await self._plan(conn, sub_account_id, new, lock=True)
         calendar, candidates, all_of_them = plan.calendar, plan.candidates, plan.all_of_them
@@ -317,30 +322,8 @@ class Bookings:
         holds = [
             repo.NewHold(group_id if len(chosen) == 1 else uuid4(), user_id) for user_id in chosen
         ]
-        await repo.insert_holds(
-            conn,
-            sub_account_id,
-            str(calendar.id),
-            group_id,
-            holds,
-            new.start,
-            new.end,
-            new.title,
-            now,
-        )
-        await work.outbox.add_many(
-            [
-                BookingConfirmed(
-                    **_identity(hold, sub_account_id, str(calendar.id), 1, now),
-                    start=new.start,
-                    end=new.end,
-                    title=new.title,
-                )
-                for hold in holds
-            ]
-        )
         # As load_group would read it back (times in UTC, holds by user id), without the read.
-        return Booking(
+        booking = Booking(
             group_id=group_id,
             sub_account_id=sub_account_id,
             booking_calendar_id=str(calendar.id),
@@ -357,6 +340,32 @@ class Bookings:
                 for h in sorted(holds, key=lambda h: h.user_id)
             ),
         )
+        status, body = render(BookingView(booking, {}, []))
+        await repo.insert_holds(
+            conn,
+            sub_account_id,
+            str(calendar.id),
+            group_id,
+            holds,
+            new.start,
+            new.end,
+            new.title,
+            now,
+            answer=repo.KeyAnswer(key, status, body),
+        )
+        await work.outbox.add_many(
+            [
+                BookingConfirmed(
+                    **_identity(hold, sub_account_id, str(calendar.id), 1, now),
+                    start=new.start,
+                    end=new.end,
+                    title=new.title,
+                )
+                for hold in holds
+            ],
+            new_keys=True,  # each hold's id was made just now: its events start at 1
+        )
+        return Answer(status, body)
 
     async def _read(
         self,
