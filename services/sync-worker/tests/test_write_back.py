@@ -8,6 +8,7 @@ what it publishes is read from its outbox.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -28,6 +29,7 @@ from calsync_common.kafka.consumer import ConsumedEvent
 from calsync_common.postgres.uow import PostgresUnitOfWork
 from calsync_common.runtime import POOL, PUBLISHER
 from calsync_common.testing import eventually
+from calsync_sync_worker.adapters.write_back_repository import WriteBackRepository
 from calsync_sync_worker.bootstrap import SOURCE
 from calsync_sync_worker.domain.write_back import BOOKING_PROPERTY_ID
 from calsync_sync_worker.entrypoints.keys import DELTA, WRITE_BACK
@@ -104,11 +106,13 @@ async def outcomes(rig: Rig, booking_id: uuid.UUID) -> list[dict[str, Any]]:
     return await outbox(rig, "calsync.booking-writebacks.v1", str(booking_id))
 
 
-async def await_outcome(rig: Rig, booking_id: uuid.UUID, count: int) -> list[dict[str, Any]]:
+async def await_outcome(
+    rig: Rig, booking_id: uuid.UUID, count: int, timeout_s: float = 30
+) -> list[dict[str, Any]]:
     async def arrived() -> bool:
         return len(await outcomes(rig, booking_id)) >= count
 
-    await eventually(arrived, timeout_s=30)
+    await eventually(arrived, timeout_s=timeout_s)
     return await outcomes(rig, booking_id)
 
 
@@ -371,3 +375,91 @@ async def test_one_way_changes_in_outlook_publish_nothing(rig: Rig) -> None:
     published = await calendar_events(rig, linked)
     assert not [e for e in published if e["type"].endswith("booking_changed.v1")]
     assert len(await outcomes(rig, booking_id)) == 1
+
+
+async def test_a_write_whose_record_fails_gives_its_lease_up_and_is_made_once(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event is created at Graph, then recording it fails (the database cut the session):
+    the runner gives the lease up at once, so the write is retried after its backoff (5 s),
+    not when the 45 s lease runs out; the retry finds the event by transactionId."""
+    linked = await default_calendar(rig)
+    await rig.snapshot(3, (linked,))
+    finish = WriteBackRepository.finish
+    calls = 0
+
+    async def cut_once(self: WriteBackRepository, *args: Any, **kwargs: Any) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionResetError("session terminated")
+        return await finish(self, *args, **kwargs)
+
+    monkeypatch.setattr(WriteBackRepository, "finish", cut_once)
+    booking_id = uuid.uuid4()
+    await deliver(rig, confirmed(rig, booking_id, *_slot(days=61)))
+    (outcome,) = await await_outcome(rig, booking_id, 1, timeout_s=25)  # well inside the lease
+    assert outcome["outcome"] == "written"
+    assert calls >= 2
+    assert len(await events_of_booking(rig, linked, booking_id)) == 1
+
+
+@pytest.fixture
+async def short_lease_rig(
+    infra: Any,
+    fresh_database: str,
+    graph_emulator: Emulator,
+    signed_in: SignedIn,
+    topic_prefix: str,
+) -> AsyncIterator[Rig]:
+    """A rig whose write leases end after 10 s: a write whose lease could not be given up
+    (the release met a cut session too) is retried within the test's wait."""
+    async with running_rig(
+        infra,
+        fresh_database,
+        graph_emulator,
+        signed_in,
+        topic_prefix,
+        delta_every_s=0.2,
+        write_back_lease_s=10.0,
+    ) as r:
+        yield r
+
+
+async def test_writes_in_flight_when_the_database_drops_its_sessions_are_each_made_once(
+    short_lease_rig: Rig, infra: Any
+) -> None:
+    """What the write-back sees of a PostgreSQL restart: every session terminated while writes
+    are in flight (Graph answers slowly, so some are between their Graph call and their
+    commit). The runner goes on; each booking ends with one event at Graph and one ``written``
+    outcome (a create retried after a lost commit finds its first event by transactionId)."""
+    rig = short_lease_rig
+    linked = await default_calendar(rig)
+    await rig.snapshot(3, (linked,))
+    bookings = [uuid.uuid4() for _ in range(10)]
+    faults = f"/_emulator/faults/users/{rig.user.user_id}"
+    await rig.control("PUT", faults, {"latency_ms": 150, "throttling": False})
+    admin = await asyncpg.connect(infra.admin_dsn)
+    terminated = 0
+    try:
+        await deliver(
+            rig, *[confirmed(rig, b, *_slot(days=40 + n)) for n, b in enumerate(bookings)]
+        )
+        for _ in range(4):
+            await asyncio.sleep(0.25)
+            terminated += await admin.fetchval(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()) t",
+                rig.dsn.rsplit("/", 1)[1],
+            )
+        rig.app[WRITE_BACK].wake()
+        for booking_id in bookings:
+            await await_outcome(rig, booking_id, 1, timeout_s=60)
+    finally:
+        await admin.close()
+        await rig.control("DELETE", faults)
+    assert terminated > 0
+    for booking_id in bookings:
+        written = [o for o in await outcomes(rig, booking_id) if o["outcome"] == "written"]
+        assert [o["booking_version"] for o in written] == [1], booking_id
+        assert len(await events_of_booking(rig, linked, booking_id)) == 1, booking_id

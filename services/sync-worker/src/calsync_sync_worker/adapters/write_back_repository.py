@@ -178,6 +178,18 @@ class WriteBackRepository:
         )
         return bool(kept)
 
+    async def release(self, owner: str, booking_id: UUID, due_at: datetime) -> bool:
+        """Give the lease up, the write due again at ``due_at`` (its finish could not be
+        recorded); False when this replica no longer holds it."""
+        released = await self._db.fetchval(
+            "UPDATE booking_events SET lease_owner = NULL, lease_until = NULL, due_at = $3,"
+            " updated_at = now() WHERE booking_id = $2 AND lease_owner = $1 RETURNING true",
+            owner,
+            booking_id,
+            due_at,
+        )
+        return bool(released)
+
     # -- echoes and two-way ---------------------------------------------------------------
 
     async def by_booking(self, booking_ids: list[UUID]) -> dict[UUID, Wanted]:

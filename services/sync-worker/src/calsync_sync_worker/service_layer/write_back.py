@@ -38,7 +38,7 @@ from calsync_common.contracts.bookings import (
 from calsync_common.kafka.consumer import ConsumedEvent, Message
 from calsync_common.loops import RoundLoop
 from calsync_common.ports import UnitOfWork
-from calsync_common.transient import RetryLater
+from calsync_common.transient import INFRASTRUCTURE, RetryLater
 from calsync_sync_worker.adapters.access_tokens import ConnectionTokenError
 from calsync_sync_worker.adapters.graph_client import (
     GraphAccessDenied,
@@ -105,12 +105,30 @@ class WriteBackRunner(RoundLoop):
             claimed = await work.write_back.claim(
                 self._owner, self._config.lease_s, self._config.batch
             )
-        await asyncio.gather(*(self._write(c) for c in claimed))
+        # Every write of the round ends (recorded, or its lease given up) before the round does.
+        results = await asyncio.gather(*(self._write(c) for c in claimed), return_exceptions=True)
+        failed = next((r for r in results if isinstance(r, BaseException)), None)
+        if failed is not None:
+            raise failed
         return len(claimed)
 
     async def _write(self, c: Claimed) -> None:
         decision = decide(c.wanted, c.target)
         result = await self._attempt(c.wanted, decision)
+        try:
+            await self._finish(c, decision, result)
+        except INFRASTRUCTURE:
+            # The write reached Graph (or not) but its record did not commit: a session cut, a
+            # restart. Give the lease up at once if the database answers again, so the write
+            # is retried after a short backoff instead of when its lease runs out (the retry
+            # finds what it made by transactionId); if not, the lease's end frees it.
+            retry = retry_at(c.wanted.failures + 1, self._clock(), self._policy)
+            with contextlib.suppress(*INFRASTRUCTURE):
+                async with self._uow() as work:
+                    await work.write_back.release(self._owner, c.wanted.booking_id, retry)
+            raise
+
+    async def _finish(self, c: Claimed, decision: Decision, result: _Result) -> None:
         now = self._clock()
         failures = c.wanted.failures + 1 if result.retry else 0
         due = retry_at(failures, now, self._policy) if result.retry else None
