@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -46,7 +45,7 @@ from calsync_common.kafka.producer import EventPublisher
 from calsync_common.postgres import Connection
 from calsync_common.postgres.uow import unit_of_work
 from calsync_common.runtime import FATAL, consumer_ctx, new_app
-from calsync_common.testing import connection, eventually, running
+from calsync_common.testing import connection, eventually, local_infra, running
 
 pytestmark = pytest.mark.integration
 HERE = Path(__file__).parent
@@ -263,15 +262,6 @@ async def _duplicates_fresh(dsn: str) -> int:
         await conn.close()
 
 
-def _infra(*args: str) -> None:
-    subprocess.run(
-        ["bash", os.environ["CALSYNC_LOCAL_INFRA"], *args],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        timeout=120,
-    )
-
-
 @pytest.mark.skipif(
     not os.environ.get("CALSYNC_LOCAL_INFRA"),
     reason="restarts the server: only on the local stack that make test starts",
@@ -294,14 +284,14 @@ async def test_postgres_stopped_and_started_under_load_loses_and_doubles_nothing
             for n in range(total // 2):
                 await publisher.publish(booking(n), topic=topic)
             await eventually(lambda: _at_least(_count_fresh(fresh_database), 20))
-            await asyncio.to_thread(_infra, "pg-stop")
+            await asyncio.to_thread(local_infra, "pg-stop")
             try:
                 for n in range(total // 2, total):  # produced while the database is down
                     await publisher.publish(booking(n), topic=topic)
                 await asyncio.sleep(2)  # the loop meets the outage (connection refused)
                 assert not task.done()
             finally:
-                await asyncio.to_thread(_infra, "pg-start")
+                await asyncio.to_thread(local_infra, "pg-start")
             await eventually(lambda: _at_least(_count_fresh(fresh_database), total), 90)
             assert not task.done(), "the loop must survive the outage"
     assert await _count_fresh(fresh_database) == total
@@ -329,12 +319,12 @@ async def test_kafka_stopped_and_started_under_load_loses_and_doubles_nothing(
         for n in range(50):
             await publisher.publish(booking(n), topic=topic)
         await eventually(lambda: _at_least(applied_count(pool), 50))
-        await asyncio.to_thread(_infra, "kafka-stop")
+        await asyncio.to_thread(local_infra, "kafka-stop")
         try:
             await asyncio.sleep(3)  # the loop meets the outage
             assert not task.done()
         finally:
-            await asyncio.to_thread(_infra, "kafka-start")
+            await asyncio.to_thread(local_infra, "kafka-start")
         for n in range(50, 100):
             await publisher.publish(booking(n), topic=topic)
         await eventually(lambda: _at_least(applied_count(pool), 100), 120)

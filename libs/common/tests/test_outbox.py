@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections import defaultdict
@@ -36,7 +37,7 @@ from calsync_common.outbox.store import BUCKETS, event_id_for
 from calsync_common.ports import OutboxEntry, UnitOfWork, Work
 from calsync_common.postgres import Connection
 from calsync_common.postgres.uow import unit_of_work
-from calsync_common.testing import eventually
+from calsync_common.testing import eventually, local_infra
 
 pytestmark = pytest.mark.integration
 SOURCE = "/calsync/test"
@@ -428,6 +429,47 @@ async def test_state_committed_then_sigkill_before_the_relay_loses_nothing(
     assert len(records) == 20
     applied = as_seen_by_a_deduplicating_consumer(records)
     assert sorted(len(v) for v in applied.values()) == [5, 5]
+
+
+@pytest.mark.skipif(
+    not os.environ.get("CALSYNC_LOCAL_INFRA"),
+    reason="restarts the broker: only on the local stack that make test starts",
+)
+async def test_the_relay_waits_out_a_stopped_broker_and_then_sends_every_key_in_order(
+    infra: object,
+    fresh_database: str,
+    pool: asyncpg.Pool,
+    publisher: EventPublisher,
+    topic: str,
+    unique: str,
+) -> None:
+    """Rows written while the broker is stopped stay unsent (publishes fail; the relay backs
+    off and lives on); once the broker is back, every key arrives complete and in order."""
+    relay = make_relay(fresh_database, pool, publisher, unique, batch_size=20)
+
+    async def unsent() -> int:
+        return int(await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+
+    async def drained() -> bool:
+        return await unsent() == 0
+
+    async with relaying(relay) as task:
+        await write_events(pool, topic, keys=3, per_key=10)
+        await eventually(drained, timeout_s=30)
+        await asyncio.to_thread(local_infra, "kafka-stop")
+        try:
+            await write_events(pool, topic, keys=3, per_key=20)
+            await asyncio.sleep(3)  # the relay meets the outage
+            assert not task.done()
+            assert await unsent() == 60  # nothing is marked sent that the broker did not take
+        finally:
+            await asyncio.to_thread(local_infra, "kafka-start")
+        await eventually(drained, timeout_s=120)
+        assert not task.done(), "the relay must survive the outage"
+    records = await read_topic(infra.kafka_bootstrap, topic, 90)  # type: ignore[attr-defined]
+    applied = as_seen_by_a_deduplicating_consumer(records)
+    assert applied == {k: list(range(1, 31)) for k in applied}
+    assert len(applied) == 3
 
 
 async def test_two_relays_never_own_a_bucket_together_and_fail_over(

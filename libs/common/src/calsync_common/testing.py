@@ -33,6 +33,17 @@ async def eventually(condition: Callable[[], Awaitable[bool]], timeout_s: float 
             await asyncio.sleep(0.05)
 
 
+def local_infra(*args: str) -> None:
+    """Run the local stack's infra script (``pg-stop``, ``kafka-start``...) for tests that stop
+    and start the servers: only where ``make test`` started that stack (CALSYNC_LOCAL_INFRA)."""
+    subprocess.run(  # noqa: S603 (the project's own script, named by make test)
+        ["bash", os.environ["CALSYNC_LOCAL_INFRA"], *args],  # noqa: S607 (bash from PATH)
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
 def connection(conn: Connection) -> Connection:
     """A ``bind`` for runners whose handlers take the raw connection (plumbing tests only)."""
     return conn

@@ -13,6 +13,7 @@ bursts and reordering coalesce), and every calendar gets a round at least every 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -160,6 +161,20 @@ class DeltaRunner(RoundLoop):
             self.wake()
 
     async def sync(self, w: RoundWork) -> None:
+        try:
+            await self._round(w)
+        except INFRASTRUCTURE:
+            # The database (or the broker, or the connector) failed the round: give its lease
+            # up at once if the database answers, so the calendar is read again after a short
+            # backoff (or at once on its next notification) rather than when the lease runs
+            # out minutes later; if it does not answer, the lease's end frees the calendar.
+            retry = retry_at(w.failures + 1, self._clock(), self._backoff)
+            with contextlib.suppress(*INFRASTRUCTURE):
+                async with self._uow() as work:
+                    await work.sync.release_round(self._owner, w, retry)
+            raise
+
+    async def _round(self, w: RoundWork) -> None:
         kind = "full" if w.delta_link is None else "delta"
         started = self._clock()
         try:
