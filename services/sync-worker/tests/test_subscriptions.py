@@ -138,7 +138,7 @@ async def running_rig(
             http=HttpSettings(port=port),
             database_url=fresh_database,  # type: ignore[arg-type]
             public_url=f"http://127.0.0.1:{port}",
-            subscriptions_every_s=0.2,
+            subscriptions_every_s=overrides.pop("subscriptions_every_s", 0.2),
             graph=GraphClientSettings(
                 graph_url=graph_emulator.graph_url,
                 ca_bundle=graph_emulator.ca_path,

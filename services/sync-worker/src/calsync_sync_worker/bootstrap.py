@@ -7,6 +7,7 @@ import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -58,6 +59,20 @@ def replica_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _wake_now(app: web.Application, *loops: web.AppKey[Any]) -> None:
+    """Wake the background loops that exist yet (they start in bootstrap's order)."""
+    for key in loops:
+        loop = app.get(key)
+        if loop is not None:
+            loop.wake()
+
+
+async def _wake(app: web.Application, *loops: web.AppKey[Any]) -> None:
+    """:func:`_wake_now` as a consumer's after-commit hook: a connection snapshot plans
+    subscriptions, delta rounds and write-backs, whose loops then look at once."""
+    _wake_now(app, *loops)
+
+
 def bootstrap(app: web.Application, settings: SyncWorkerSettings) -> None:
     """Register every resource the service needs on the app's lifecycle, in order."""
     app.cleanup_ctx.append(postgres_ctx(settings, SERVICE, MIGRATIONS))
@@ -73,6 +88,7 @@ def bootstrap(app: web.Application, settings: SyncWorkerSettings) -> None:
             topic=CONNECTIONS.name,
             handler=on_connection,
             bind=PostgresUnitOfWork(a[POOL], SOURCE, SyncWork).bind,
+            after_batch_applied=lambda: _wake(a, SUBSCRIPTIONS, DELTA, WRITE_BACK),
         )
 
     app.cleanup_ctx.append(consumer_ctx(CONNECTIONS_CONSUMER, connections_runner))
@@ -88,6 +104,7 @@ def bootstrap(app: web.Application, settings: SyncWorkerSettings) -> None:
             owner=replica_id(),
             every_s=settings.subscriptions_every_s,
             lease_s=settings.subscriptions_lease_s,
+            rounds_due=lambda: _wake_now(a, DELTA),
         )
         a[SUBSCRIPTIONS] = manager
         return manager

@@ -63,8 +63,12 @@ class SubscriptionManager(RoundLoop):
         every_s: float = 5.0,
         lease_s: float = 60.0,
         batch: int = 20,
+        rounds_due: Callable[[], None] | None = None,
     ) -> None:
         super().__init__("subscription upkeep", every_s=every_s, batch=batch)
+        #: Called once a created subscription's delta round is committed due (wakes the delta
+        #: runner: the first read of a newly connected calendar should not wait for its poll).
+        self._rounds_due = rounds_due
         self._uow = uow
         self._graph = graph
         self._urls = urls
@@ -176,6 +180,8 @@ class SubscriptionManager(RoundLoop):
             # A delta round after every create: a change made while the calendar had no
             # subscription (before the first, or after Graph removed one) notified nobody.
             await work.sync.round_due_now(c.connection_id, c.calendar_id)
+        if self._rounds_due is not None:
+            self._rounds_due()
         return record
 
     async def _delete_unrecorded(self, c: ClaimedCalendar, resource: str) -> None:
