@@ -24,9 +24,10 @@ Policy (STYLE §7, §8); docs/events.md states it for consumers of every topic:
 * **Partitions side by side.** The partitions of one poll are applied concurrently, each in its
   own transaction (its records in order); the next poll follows when all are stored.
 * **Batches.** A runner given a ``batch_handler`` hands it a partition's fresh records at once
-  (after one sequence check for all of them) in one savepoint: one statement per batch instead of
-  one per record. If it raises, the savepoint is rolled back and the batch is applied record by
-  record through ``handler``, so a failing record is retried and dead-lettered alone.
+  (after one sequence check for all of them): one statement per batch instead of one per
+  record. If it raises, the batch's transaction is rolled back and the batch is applied again
+  record by record through ``handler`` in a new one, so a failing record is retried and
+  dead-lettered alone.
 * **Invalid messages** (not a calsync CloudEvent) go to the dead-letter topic at once.
 * **Infrastructure errors** (PostgreSQL restarting, broker unreachable, :class:`RetryLater`)
   roll the partition's batch back, seek back to its first record and pause that partition with
@@ -91,6 +92,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
+
+
+class _BatchFailed(Exception):
+    """The batch handler failed: roll the batch's transaction back, then go record by record."""
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -433,7 +438,24 @@ class ConsumerRunner(Generic[W]):
         self, tp: TopicPartition, state: PartitionState, records: list[ConsumerRecord]
     ) -> tuple[int | None, Failed | None]:
         """Apply in one transaction up to the first failing record; (next offset, failure).
-        A next offset of None means the stored offset belongs to another incarnation."""
+        A next offset of None means the stored offset belongs to another incarnation. A batch
+        its handler fails is rolled back whole and applied again record by record, in a new
+        transaction (no savepoint around every batch: two round trips each)."""
+        try:
+            return await self._apply_in_transaction(
+                tp, state, records, batch=self.batch_handler is not None
+            )
+        except _BatchFailed:
+            return await self._apply_in_transaction(tp, state, records, batch=False)
+
+    async def _apply_in_transaction(
+        self,
+        tp: TopicPartition,
+        state: PartitionState,
+        records: list[ConsumerRecord],
+        *,
+        batch: bool,
+    ) -> tuple[int | None, Failed | None]:
         group = self.config.group_id
         async with transaction(self.pool) as conn:
             stored = await offsets.lock_offset(conn, group, tp.topic, tp.partition)
@@ -450,7 +472,7 @@ class ConsumerRunner(Generic[W]):
             fresh = [r for r in records if r.offset >= start]
             if not fresh:  # another member or an earlier run already applied these
                 return max(start, records[-1].offset + 1), None
-            if self.batch_handler is not None and await self._apply_batch(conn, state, fresh):
+            if batch and await self._apply_batch(conn, state, fresh):
                 last_record = fresh[-1]
                 await offsets.save_offset(
                     conn,
@@ -478,9 +500,9 @@ class ConsumerRunner(Generic[W]):
     async def _apply_batch(
         self, conn: Connection, state: PartitionState, records: list[ConsumerRecord]
     ) -> bool:
-        """Apply ``records`` through the batch handler in a savepoint; False (nothing applied)
-        when one of them needs the record-by-record path: undecodable, retried before, or the
-        handler failed."""
+        """Apply ``records`` through the batch handler; False (nothing done) when one of them
+        needs the record-by-record path: undecodable, or retried before. :class:`_BatchFailed`
+        when the handler failed: the caller rolls the transaction back."""
         assert self.batch_handler is not None
         if any(r.offset in state.attempts for r in records):
             return False
@@ -499,15 +521,14 @@ class ConsumerRunner(Generic[W]):
         ) as span:
             span.set_attribute("messaging.batch.message_count", len(records))
             try:
-                async with conn.transaction():  # a savepoint: a failed batch leaves no trace
-                    newer = await offsets.advance_sequences(
-                        conn, group, topic, [_sequence_of(r, d) for r, d in decoded]
-                    )
-                    messages = [
-                        _message(r, d) for (r, d), new in zip(decoded, newer, strict=True) if new
-                    ]
-                    if messages:
-                        await self.batch_handler(self.bind(conn), messages)
+                newer = await offsets.advance_sequences(
+                    conn, group, topic, [_sequence_of(r, d) for r, d in decoded]
+                )
+                messages = [
+                    _message(r, d) for (r, d), new in zip(decoded, newer, strict=True) if new
+                ]
+                if messages:
+                    await self.batch_handler(self.bind(conn), messages)
             except TRANSIENT:
                 raise
             except Exception as exc:
@@ -515,7 +536,7 @@ class ConsumerRunner(Generic[W]):
                     "batch handler failed; applying the batch record by record",
                     extra={"topic": topic, "error": type(exc).__name__},
                 )
-                return False
+                raise _BatchFailed from exc
         duplicates = len(records) - len(messages)
         if duplicates:
             DUPLICATES.labels(group, topic).inc(duplicates)

@@ -23,7 +23,6 @@ from prometheus_client import Counter, Histogram
 from calsync_common.contracts.base import EventPayload
 from calsync_common.http.problems import Problem
 from calsync_common.kafka.producer import EventPublisher
-from calsync_common.postgres.pool import transaction
 from calsync_sync_worker.adapters.repository import SyncRepository
 from calsync_sync_worker.domain.notifications import (
     Target,
@@ -60,7 +59,7 @@ class SubscriptionTargets:
         cached = self._cache.get(subscription_id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        async with transaction(self._pool) as conn:
+        async with self._pool.acquire() as conn:  # one read: no transaction around it
             record = await SyncRepository(conn).subscription(subscription_id)
         target = (
             Target(record.connection_id, record.calendar_id, record.client_state_hash)
