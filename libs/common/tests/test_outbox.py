@@ -219,6 +219,10 @@ async def read_topic(bootstrap: str, topic: str, expected: int) -> list[Consumer
     return records
 
 
+async def unsent(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+
+
 def as_seen_by_a_deduplicating_consumer(records: list[ConsumerRecord]) -> dict[str, list[int]]:
     """Per key, the sequences a consumer applies when it drops what is not above its last one;
     fails on a gap (a sequence skipped: an event would be lost) or on a missing sequence."""
@@ -255,8 +259,7 @@ async def test_relay_publishes_every_event_in_key_order_with_deterministic_ids(
     for record in records:
         decoded = decode_record(list(record.headers), record.key, record.value)
         assert decoded.id == event_id_for(SOURCE, topic, record.key.decode(), decoded.sequence)
-    pending = await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-    assert pending == 0
+    assert await unsent(pool) == 0
 
 
 async def test_order_per_key_holds_across_relay_restarts_and_lost_marks(
@@ -315,7 +318,7 @@ async def test_the_relay_goes_on_when_its_own_connection_is_killed_under_load(
     killed = 0
 
     async def drained() -> bool:
-        return not await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        return await unsent(pool) == 0
 
     async with relaying(relay):
         writer = asyncio.create_task(write_events(pool, topic, keys=4, per_key=150))
@@ -447,11 +450,8 @@ async def test_the_relay_waits_out_a_stopped_broker_and_then_sends_every_key_in_
     off and lives on); once the broker is back, every key arrives complete and in order."""
     relay = make_relay(fresh_database, pool, publisher, unique, batch_size=20)
 
-    async def unsent() -> int:
-        return int(await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
-
     async def drained() -> bool:
-        return await unsent() == 0
+        return await unsent(pool) == 0
 
     async with relaying(relay) as task:
         await write_events(pool, topic, keys=3, per_key=10)
@@ -461,7 +461,7 @@ async def test_the_relay_waits_out_a_stopped_broker_and_then_sends_every_key_in_
             await write_events(pool, topic, keys=3, per_key=20)
             await asyncio.sleep(3)  # the relay meets the outage
             assert not task.done()
-            assert await unsent() == 60  # nothing is marked sent that the broker did not take
+            assert await unsent(pool) == 60  # nothing is marked sent that the broker did not take
         finally:
             await asyncio.to_thread(local_infra, "kafka-start")
         await eventually(drained, timeout_s=120)

@@ -243,18 +243,7 @@ async def claim_key(
     :func:`store_answer` in this transaction. A concurrent request with the same key waits on
     the row until this transaction ends, then reads what it stored.
     """
-    claimed = await conn.fetchval(
-        "INSERT INTO idempotency_keys AS k (sub_account_id, key, request_hash, created_at)"
-        " VALUES ($1, $2, $3, now()) ON CONFLICT (sub_account_id, key) DO UPDATE"
-        " SET request_hash = EXCLUDED.request_hash, response_status = NULL,"
-        "     response_body = NULL, created_at = now()"
-        " WHERE k.created_at < now() - make_interval(secs => $4)"
-        " RETURNING true",
-        sub_account_id,
-        key,
-        request_hash,
-        retention_s,
-    )
+    claimed = await _take_key(conn, sub_account_id, key, request_hash, retention_s, None, None)
     if claimed:
         return None
     row = await conn.fetchrow(
@@ -280,7 +269,22 @@ async def store_first_answer(
     """Claim ``key`` and store its answer in one statement (no transaction around it): True
     when stored; False when the key is held (an answer stored, or a request with that key in
     flight: the statement waits for it first), whose answer :func:`claim_key` then reads."""
-    stored = await conn.fetchval(
+    return await _take_key(conn, sub_account_id, key, request_hash, retention_s, status, body)
+
+
+async def _take_key(
+    conn: Connection,
+    sub_account_id: str,
+    key: str,
+    request_hash: bytes,
+    retention_s: float,
+    status: int | None,
+    body: bytes | None,
+) -> bool:
+    """Insert the key (with its answer, or none yet), or take it over when its answer is
+    older than the retention; whether it is ours. A key held by a transaction in flight is
+    waited for first."""
+    taken = await conn.fetchval(
         "INSERT INTO idempotency_keys AS k (sub_account_id, key, request_hash, created_at,"
         " response_status, response_body) VALUES ($1, $2, $3, now(), $5, $6)"
         " ON CONFLICT (sub_account_id, key) DO UPDATE"
@@ -295,7 +299,7 @@ async def store_first_answer(
         status,
         body,
     )
-    return bool(stored)
+    return bool(taken)
 
 
 async def store_answer(

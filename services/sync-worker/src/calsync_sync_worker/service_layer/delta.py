@@ -132,7 +132,8 @@ class DeltaRunner(RoundLoop):
 
     async def round(self) -> int:
         """Claim due calendars for the places free among :attr:`DeltaConfig.batch` running
-        rounds, and start their rounds; each finished round wakes the loop to claim again."""
+        rounds, and start their rounds; a finished round wakes the loop when more may be due
+        (see ``_backlog``)."""
         if self._crashed is not None:
             raise self._crashed  # a round's bug ends the loop, as it would have inline
         room = self._config.batch - len(self._running)
