@@ -3,7 +3,7 @@
 Run by ``test_outbox.py``: ``python outbox_process.py MODE BOOTSTRAP DSN TOPIC UNIQUE``.
 
 * ``commit-then-die``: commits five state changes with their events, then dies before any relay;
-* ``relay-then-die``: commits five, relays them, and dies after the broker's ack, before marking.
+* ``relay-then-die``: commits five, relays them, and dies after the broker's ack, before deleting.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ BOOKING = next(e for e in examples() if isinstance(e, BookingConfirmed))
 
 
 async def die() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)  # no finally, no mark, no goodbye
+    os.kill(os.getpid(), signal.SIGKILL)  # no finally, no delete, no goodbye
 
 
 async def main(mode: str, bootstrap: str, dsn: str, topic: str, unique: str) -> None:

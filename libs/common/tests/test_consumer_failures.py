@@ -697,7 +697,7 @@ async def test_tombstones_reach_the_handler_and_duplicates_by_sequence_do_not(
             assert isinstance(data, ConnectionSnapshot)
             seen.append(f"snapshot v{data.version} #{message.envelope.sequence}")
 
-    # Publish every outbox row twice, as a relay whose marks were lost would.
+    # Publish every outbox row twice, as a relay whose deletes were lost would.
     rows = await pool.fetch("SELECT key, headers, value FROM outbox ORDER BY id")
     for _ in range(2):
         for row in rows:

@@ -220,7 +220,7 @@ async def read_topic(bootstrap: str, topic: str, expected: int) -> list[Consumer
 
 
 async def unsent(pool: asyncpg.Pool) -> int:
-    return int(await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+    return int(await pool.fetchval("SELECT count(*) FROM outbox"))
 
 
 def as_seen_by_a_deduplicating_consumer(records: list[ConsumerRecord]) -> dict[str, list[int]]:
@@ -262,7 +262,7 @@ async def test_relay_publishes_every_event_in_key_order_with_deterministic_ids(
     assert await unsent(pool) == 0
 
 
-async def test_order_per_key_holds_across_relay_restarts_and_lost_marks(
+async def test_order_per_key_holds_across_relay_restarts_and_lost_deletes(
     infra: object,
     fresh_database: str,
     pool: asyncpg.Pool,
@@ -273,8 +273,8 @@ async def test_order_per_key_holds_across_relay_restarts_and_lost_marks(
     await write_events(pool, topic, keys=3, per_key=20)
     rounds = 0
 
-    async def lose_the_marks_of_the_second_round() -> None:
-        # The broker has the batch; the relay "dies" before marking it sent.
+    async def lose_the_deletes_of_the_second_round() -> None:
+        # The broker has the batch; the relay "dies" before deleting it.
         nonlocal rounds
         rounds += 1
         if rounds == 2:
@@ -286,7 +286,7 @@ async def test_order_per_key_holds_across_relay_restarts_and_lost_marks(
         publisher,
         unique,
         batch_size=7,
-        after_publish=lose_the_marks_of_the_second_round,
+        after_publish=lose_the_deletes_of_the_second_round,
     )
     await first.claim_buckets()  # one round at a time, by hand
     assert await first.relay_once() == 7
@@ -297,7 +297,7 @@ async def test_order_per_key_holds_across_relay_restarts_and_lost_marks(
     second = make_relay(fresh_database, pool, publisher, unique, batch_size=7)
     async with relaying(second):
         records = await read_topic(infra.kafka_bootstrap, topic, 60 + 7)  # type: ignore[attr-defined]
-    assert len(records) == 67  # the batch whose marks were lost went out twice
+    assert len(records) == 67  # the batch whose deletes were lost went out twice
     applied = as_seen_by_a_deduplicating_consumer(records)
     assert applied == {k: list(range(1, 21)) for k in applied}
     assert len(applied) == 3
@@ -311,7 +311,7 @@ async def test_the_relay_goes_on_when_its_own_connection_is_killed_under_load(
     topic: str,
     unique: str,
 ) -> None:
-    """The relay reads and marks on the connection that holds its buckets. Killed (a restart,
+    """The relay reads and deletes on the connection that holds its buckets. Killed (a restart,
     a failover, an idle timeout) while events keep coming, it reconnects, takes its buckets
     again and relays everything: no key loses an event or sees one out of order."""
     relay = make_relay(fresh_database, pool, publisher, unique, batch_size=5)
@@ -330,8 +330,8 @@ async def test_the_relay_goes_on_when_its_own_connection_is_killed_under_load(
             await asyncio.sleep(0.05)
         await writer
         await eventually(drained, timeout_s=30)
-    # Everything is marked sent, so on the topic; re-sent batches come on top of the 600.
-    sent = await pool.fetchval("SELECT count(*) FROM outbox")
+    # Nothing is left to send, so all 600 are on the topic; re-sent batches come on top.
+    sent = 600
     reader = AIOKafkaConsumer(
         topic,
         bootstrap_servers=infra.kafka_bootstrap,  # type: ignore[attr-defined]
@@ -347,7 +347,6 @@ async def test_the_relay_goes_on_when_its_own_connection_is_killed_under_load(
     finally:
         await reader.stop()
     assert killed >= 3  # the relay's session really died several times mid-stream
-    assert sent == 600
     applied = as_seen_by_a_deduplicating_consumer(records)
     assert applied == {k: list(range(1, 151)) for k in applied}
     assert len(applied) == 4
@@ -363,11 +362,21 @@ async def test_relaying_twice_is_harmless_to_a_consumer(
 ) -> None:
     bootstrap: str = infra.kafka_bootstrap  # type: ignore[attr-defined]
     await write_events(pool, topic, keys=2, per_key=10)
-    relay = make_relay(fresh_database, pool, publisher, unique)
+    cuts = 0
+
+    async def cut_once() -> None:  # the broker acked; the delete is lost (a crash, a cut)
+        nonlocal cuts
+        cuts += 1
+        if cuts == 1:
+            raise ConnectionResetError("cut between the ack and the delete")
+
+    relay = make_relay(fresh_database, pool, publisher, unique, after_publish=cut_once)
     await relay.claim_buckets()
-    assert await relay.relay_once() == 20
-    await pool.execute("UPDATE outbox SET published_at = NULL")  # as if every mark was lost
-    assert await relay.relay_once() == 20
+    with pytest.raises(ConnectionResetError):
+        await relay.relay_once()
+    assert await unsent(pool) == 20  # sent, yet still queued
+    assert await relay.relay_once() == 20  # so all of it is sent again
+    assert await unsent(pool) == 0
     await relay.close()
 
     async def record(conn: Connection, message: Message) -> None:
@@ -414,7 +423,7 @@ async def test_state_committed_then_sigkill_before_the_relay_loses_nothing(
 ) -> None:
     """A real process commits a state change with its event and dies at once (SIGKILL), before
     any relay runs; another process's relay publishes the event. A second process is killed by
-    its own relay between the broker's ack and the mark: its batch is re-sent, not lost."""
+    its own relay between the broker's ack and the delete: its batch is re-sent, not lost."""
     script = str(Path(__file__).with_name("outbox_process.py"))
     bootstrap: str = infra.kafka_bootstrap  # type: ignore[attr-defined]
     for mode in ("commit-then-die", "relay-then-die"):
@@ -428,7 +437,7 @@ async def test_state_committed_then_sigkill_before_the_relay_loses_nothing(
     relay = make_relay(fresh_database, pool, publisher, unique)
     async with relaying(relay):
         records = await read_topic(bootstrap, topic, 20)
-    # The killed relay got all 10 to the broker and marked none; the new relay sends all again.
+    # The killed relay got all 10 to the broker and deleted none; the new relay sends all again.
     assert len(records) == 20
     applied = as_seen_by_a_deduplicating_consumer(records)
     assert sorted(len(v) for v in applied.values()) == [5, 5]
@@ -461,7 +470,7 @@ async def test_the_relay_waits_out_a_stopped_broker_and_then_sends_every_key_in_
             await write_events(pool, topic, keys=3, per_key=20)
             await asyncio.sleep(3)  # the relay meets the outage
             assert not task.done()
-            assert await unsent(pool) == 60  # nothing is marked sent that the broker did not take
+            assert await unsent(pool) == 60  # nothing is deleted that the broker did not take
         finally:
             await asyncio.to_thread(local_infra, "kafka-start")
         await eventually(drained, timeout_s=120)

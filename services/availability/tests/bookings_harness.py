@@ -4,7 +4,6 @@ handlers (as its consumers would apply it)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -27,11 +26,13 @@ from calsync_common.contracts.calendar_events import CalendarEventUpserted
 from calsync_common.contracts.connections import ConnectionSnapshot, MicrosoftAccount
 from calsync_common.contracts.envelope import Envelope
 from calsync_common.contracts.sync_status import CalendarSyncStatus
+from calsync_common.contracts.topics import BOOKINGS
 from calsync_common.http.auth import mint
 from calsync_common.kafka.consumer import ConsumedEvent
 from calsync_common.postgres.uow import PostgresUnitOfWork
-from calsync_common.runtime import POOL
+from calsync_common.runtime import POOL, PUBLISHER
 from calsync_common.settings import HttpSettings, PlatformSettings
+from calsync_common.testing import published
 
 #: A Monday far ahead, so minimum notice never bites.
 DAY = datetime(2030, 1, 7, tzinfo=UTC)
@@ -180,10 +181,10 @@ class Harness:
         return m
 
     async def outbox(self, booking_id: str) -> list[str]:
-        rows = await self.pool.fetch(
-            "SELECT headers FROM outbox WHERE key = $1 ORDER BY sequence", booking_id
-        )
-        return [dict(json.loads(r["headers"]))["ce_type"] for r in rows]
+        """The types of what the service published for the booking (sent or still queued)."""
+        publisher = self.client.server.app[PUBLISHER]  # type: ignore[union-attr]
+        events = await published(self.pool, publisher, BOOKINGS.name, booking_id)
+        return [e.headers["ce_type"] for e in events]
 
 
 def settings_for(kafka_bootstrap: str, dsn: str, topic_prefix: str) -> AvailabilitySettings:

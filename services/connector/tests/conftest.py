@@ -18,9 +18,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from calsync_common.contracts.topics import CONNECTIONS
 from calsync_common.http.auth import AuthSettings, mint
+from calsync_common.runtime import PUBLISHER
 from calsync_common.settings import HttpSettings, PlatformSettings
-from calsync_common.testing import GraphEmulator
+from calsync_common.testing import GraphEmulator, Published, published
 from calsync_connector.adapters.identity import MicrosoftSettings
 from calsync_connector.adapters.token_cipher import TokenCipherSettings
 from calsync_connector.entrypoints.http import init_app
@@ -75,6 +77,11 @@ class Harness:
 
     async def close(self) -> None:
         await self.browser.close()
+
+    async def snapshots(self, connection_id: str) -> list[Published]:
+        """What the connector published for the connection (sent or still queued), in order."""
+        publisher = self.client.server.app[PUBLISHER]  # type: ignore[union-attr]
+        return await published(self.settings.dsn, publisher, CONNECTIONS.name, connection_id)
 
     def headers(self, sub_account_id: str) -> dict[str, str]:
         token = mint(self.settings.auth, subject="platform-user", sub_account_id=sub_account_id)

@@ -79,18 +79,16 @@ async def test_a_user_connects_outlook_and_the_connection_is_stored_sealed_and_p
             "SELECT string_agg(t::text, ' ') FROM (SELECT * FROM token_caches) t"
         )
         flows = await conn.fetchval("SELECT string_agg(t::text, ' ') FROM oauth_flows t")
-        snapshot = await conn.fetchrow(
-            "SELECT topic, key, sequence, value FROM outbox ORDER BY id DESC LIMIT 1"
-        )
     finally:
         await conn.close()
+    snapshots = await harness.snapshots(connection_id)
     # The token cache and the PKCE verifier are stored, and only sealed.
     for secret_word in ("refresh_token", "access_token", "secret", "code_verifier"):
         assert secret_word not in dump
         assert secret_word not in flows
-    assert snapshot["topic"] == "calsync.connections.v1"
-    assert snapshot["key"] == connection_id
-    published = json.loads(snapshot["value"])
+    assert snapshots, "no connection snapshot published"
+    assert snapshots[-1].value is not None
+    published = json.loads(snapshots[-1].value)
     assert published["status"] == "active"
     assert published["linked_calendar_id"] == default
     assert published["time_zone"] == "Europe/Bucharest"

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
-import asyncpg
 import pytest
 
 from calsync_common.contracts.envelope import decode_record
@@ -94,15 +92,8 @@ async def test_expired_sign_ins_and_old_disconnections_are_erased_with_a_tombsto
     assert await janitor.sweep() == (0, 0)
 
     assert (await harness.get(sub_account, f"/{connection_id}")).status == 404
-    conn = await asyncpg.connect(harness.settings.dsn)
-    try:
-        last = await conn.fetchrow(
-            "SELECT headers, value FROM outbox WHERE key = $1 ORDER BY sequence DESC LIMIT 1",
-            connection_id,
-        )
-    finally:
-        await conn.close()
-    assert last["value"] is None  # the tombstone that erases it from the compacted topic
-    headers = [(k, v.encode("latin-1")) for k, v in json.loads(last["headers"])]
+    last = (await harness.snapshots(connection_id))[-1]
+    assert last.value is None  # the tombstone that erases it from the compacted topic
+    headers = [(k, v.encode("latin-1")) for k, v in last.headers.items()]
     tombstone = decode_record(headers, connection_id.encode(), None)
     assert tombstone.source == "/calsync/connector"

@@ -99,16 +99,10 @@ async def test_settings_follow_the_product_rules(harness: Harness) -> None:
     assert resp.status == 412
     assert (await resp.json())["code"] == "precondition_failed"
 
-    conn = await asyncpg.connect(harness.settings.dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT sequence, value FROM outbox WHERE key = $1 ORDER BY sequence", connection_id
-        )
-    finally:
-        await conn.close()
-    snapshots = [json.loads(r["value"]) for r in rows]
+    rows = await harness.snapshots(connection_id)
+    snapshots = [json.loads(r.value or b"null") for r in rows]
     assert [s["version"] for s in snapshots] == [1, 2]
-    assert [r["sequence"] for r in rows] == [1, 2]
+    assert [r.sequence for r in rows] == [1, 2]
     assert snapshots[-1]["sync_preference"] == "two_way"
     assert snapshots[-1]["blocking_show_as"] == ["busy", "oof"]
 
@@ -162,13 +156,11 @@ async def test_disconnecting_destroys_the_tokens_and_publishes_it(harness: Harne
         caches = await conn.fetchval(
             "SELECT count(*) FROM token_caches WHERE connection_id = $1", uuid.UUID(connection_id)
         )
-        last = await conn.fetchval(
-            "SELECT value FROM outbox WHERE key = $1 ORDER BY sequence DESC LIMIT 1",
-            connection_id,
-        )
     finally:
         await conn.close()
     assert caches == 0
+    last = (await harness.snapshots(connection_id))[-1].value
+    assert last is not None
     assert json.loads(last)["status"] == "disconnected"
 
 
@@ -217,14 +209,8 @@ async def test_a_refresh_reports_vanished_calendars_and_a_linked_calendar_gone_r
     assert {"code": "linked_calendar_not_writable", "calendar_id": shared["id"]} in after[
         "warnings"
     ]
-    conn = await asyncpg.connect(harness.settings.dsn)
-    try:
-        last = await conn.fetchval(
-            "SELECT value FROM outbox WHERE key = $1 ORDER BY sequence DESC LIMIT 1",
-            connection_id,
-        )
-    finally:
-        await conn.close()
+    last = (await harness.snapshots(connection_id))[-1].value
+    assert last is not None
     snapshot = json.loads(last)
     assert snapshot["linked_calendar_id"] is None  # nothing is written to it any more
     assert snapshot["conflict_calendar_ids"] == [shared["id"]]  # its events still block

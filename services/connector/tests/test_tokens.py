@@ -156,14 +156,8 @@ async def test_a_refused_refresh_needs_reauth_everywhere_and_reconnecting_restor
     assert (await resp.json())["code"] == "reauth_required"
     body = await (await harness.get(sub_account, f"/{connection_id}")).json()
     assert body["status"] == "reauth_required"
-    conn = await asyncpg.connect(harness.settings.dsn)
-    try:
-        last = await conn.fetchval(
-            "SELECT value FROM outbox WHERE key = $1 ORDER BY sequence DESC LIMIT 1",
-            connection_id,
-        )
-    finally:
-        await conn.close()
+    last = (await harness.snapshots(connection_id))[-1].value
+    assert last is not None
     assert json.loads(last)["status"] == "reauth_required"
 
     location = await harness.connect(sub_account, "user-1", user["userPrincipalName"])

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import pytest
 
 from calsync_common.postgres.uow import PostgresUnitOfWork
@@ -358,16 +356,7 @@ async def test_an_expired_delta_link_resyncs_the_window_and_drops_what_vanished(
 
 
 async def sync_status(rig: Rig, calendar_id: str) -> list[dict[str, Any]]:
-    conn = await asyncpg.connect(rig.dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT headers, value FROM outbox WHERE topic = $1 AND key = $2 ORDER BY sequence",
-            "calsync.sync-status.v1",
-            f"{rig.connection_id}/{calendar_id}",
-        )
-    finally:
-        await conn.close()
-    return [json.loads(r["value"]) for r in rows]
+    return await rig.published("calsync.sync-status.v1", f"{rig.connection_id}/{calendar_id}")
 
 
 async def test_reauth_required_stops_subscriptions_reports_stale_and_resumes_by_delta(

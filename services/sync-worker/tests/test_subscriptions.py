@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -21,12 +22,14 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 
+from calsync_common import testing
 from calsync_common.contracts.connections import ConnectionSnapshot
 from calsync_common.contracts.envelope import Envelope
 from calsync_common.contracts.examples import examples
+from calsync_common.contracts.topics import CALENDAR_EVENTS
 from calsync_common.kafka.consumer import ConsumedEvent
 from calsync_common.postgres.uow import PostgresUnitOfWork
-from calsync_common.runtime import POOL
+from calsync_common.runtime import POOL, PUBLISHER
 from calsync_common.settings import HttpSettings, PlatformSettings
 from calsync_common.testing import eventually
 from calsync_sync_worker.adapters.graph_client import GraphClientSettings
@@ -65,6 +68,12 @@ class Rig:
         return f"sa-{self.connection_id.hex[:12]}"
 
     user_id = "user-1"
+
+    async def published(self, topic: str, key: str) -> list[dict[str, Any]]:
+        """What the sync-worker published for the key (sent or still queued), in sequence
+        order: each event's data and its ``type``."""
+        events = await testing.published(self.dsn, self.app[PUBLISHER], topic, key)
+        return [{"type": e.headers["ce_type"], **json.loads(e.value or b"{}")} for e in events]
 
     async def control(self, method: str, path: str, body: Any = None) -> Any:
         async with self.http.request(method, f"{self.emulator.base_url}{path}", json=body) as resp:
@@ -290,23 +299,8 @@ def _all_accepted(log: dict[str, Any]) -> bool:
 
 
 async def published(rig: Rig, calendar_id: str) -> list[dict[str, Any]]:
-    """What the sync-worker put in its outbox for the calendar, in sequence order."""
-    import json
-
-    conn = await asyncpg.connect(rig.dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT headers, value FROM outbox WHERE key = $1 AND topic = $2 ORDER BY sequence",
-            f"{rig.connection_id}/{calendar_id}",
-            "calsync.calendar-events.v1",
-        )
-    finally:
-        await conn.close()
-    out = []
-    for r in rows:
-        headers = dict(json.loads(r["headers"]))
-        out.append({"type": headers["ce_type"], **json.loads(r["value"])})
-    return out
+    """What the sync-worker published for the calendar, in sequence order."""
+    return await rig.published(CALENDAR_EVENTS.name, f"{rig.connection_id}/{calendar_id}")
 
 
 def upserted_busy(events: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:

@@ -9,7 +9,6 @@ what it publishes is read from its outbox.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -87,23 +86,8 @@ async def deliver(rig: Rig, *events: Any) -> None:
     rig.app[WRITE_BACK].wake()
 
 
-async def outbox(rig: Rig, topic: str, key: str) -> list[dict[str, Any]]:
-    conn = await asyncpg.connect(rig.dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT headers, value FROM outbox WHERE topic = $1 AND key = $2 ORDER BY sequence",
-            topic,
-            key,
-        )
-    finally:
-        await conn.close()
-    return [
-        {"type": dict(json.loads(r["headers"]))["ce_type"], **json.loads(r["value"])} for r in rows
-    ]
-
-
 async def outcomes(rig: Rig, booking_id: uuid.UUID) -> list[dict[str, Any]]:
-    return await outbox(rig, "calsync.booking-writebacks.v1", str(booking_id))
+    return await rig.published("calsync.booking-writebacks.v1", str(booking_id))
 
 
 async def await_outcome(
@@ -131,7 +115,7 @@ async def default_calendar(rig: Rig) -> str:
 
 
 async def calendar_events(rig: Rig, calendar_id: str) -> list[dict[str, Any]]:
-    return await outbox(rig, "calsync.calendar-events.v1", f"{rig.connection_id}/{calendar_id}")
+    return await rig.published("calsync.calendar-events.v1", f"{rig.connection_id}/{calendar_id}")
 
 
 async def round_now(rig: Rig, calendar_id: str) -> None:

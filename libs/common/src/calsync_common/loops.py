@@ -1,7 +1,7 @@
 """A background job that works in rounds: the shape of the services' schedulers and sweepers.
 
 ``run()`` calls ``round()`` until stopped: at once again when a round was full (``batch`` items
-handled), else after ``every_s`` or as soon as someone calls ``wake()``. An infrastructure error
+handled), else after ``every_s`` or as soon as someone calls ``wake()``. A transient error
 (a database or broker away) is logged and retried on the next round; anything else is a bug and
 ends the loop (the runtime then declares the process unhealthy).
 """
@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 
-from calsync_common.transient import INFRASTRUCTURE
+from calsync_common.transient import TRANSIENT
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class RoundLoop:
         while not self._stopping.is_set():
             try:
                 handled = await self.round()
-            except INFRASTRUCTURE as exc:
+            except TRANSIENT as exc:
                 log.warning(f"{self.name} round failed", extra={"error": type(exc).__name__})
                 handled = 0
             if handled < self.batch:

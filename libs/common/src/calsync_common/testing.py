@@ -3,13 +3,15 @@
 ``eventually`` polls a condition with a deadline (readiness by polling, never by sleeping);
 ``running`` runs a consumer runner for the duration of a block and stops it as the runtime does;
 ``running_graph_emulator`` runs the Graph emulator as a real HTTPS process (the root conftest's
-session fixture ``graph_emulator``).
+session fixture ``graph_emulator``); ``published`` is what a service committed to its outbox for
+one key, whether its relay already sent it or not.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import ssl
@@ -21,7 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
+
+from calsync_common.contracts.topics import topic_named
 from calsync_common.kafka.consumer import ConsumerRunner
+from calsync_common.kafka.producer import EventPublisher
 from calsync_common.postgres import Connection
 
 
@@ -66,6 +74,73 @@ async def running(runner: ConsumerRunner[Any]) -> AsyncIterator[asyncio.Task[Non
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await runner.close()
+
+
+@dataclass(frozen=True)
+class Published:
+    """One event a service committed to its outbox (``headers`` as the relay sends them)."""
+
+    sequence: int
+    headers: dict[str, str]
+    value: bytes | None
+
+
+async def published(
+    database: str | asyncpg.Pool, publisher: EventPublisher, topic: str, key: str
+) -> list[Published]:
+    """Every event committed to the outbox of ``database`` (a DSN or a pool) for
+    ``(topic, key)`` up to now, in
+    sequence order: the rows still waiting, and what the relay already put on the broker (it
+    deletes what it sent). The outbox is read first: a row gone by then was on the broker
+    before, so the broker read that follows finds it."""
+    query = "SELECT sequence, headers, value FROM outbox WHERE topic = $1 AND key = $2"
+    if isinstance(database, str):
+        conn = await asyncpg.connect(database)
+        try:
+            rows = await conn.fetch(query, topic, key)
+        finally:
+            await conn.close()
+    else:
+        rows = await database.fetch(query, topic, key)
+    found = {
+        int(r["sequence"]): Published(
+            int(r["sequence"]), dict(json.loads(r["headers"])), r["value"]
+        )
+        for r in rows
+    }
+    known = topic_named(topic)
+    if known is None:
+        raise ValueError(f"{topic} is not in the topic catalogue")
+    cluster_topic = publisher.resolve(topic)
+    for record in await _records_of_key(publisher.bootstrap, cluster_topic, key, known.partitions):
+        headers = {k: v.decode("latin-1") for k, v in record.headers}
+        sequence = int(headers["ce_sequence"])
+        found.setdefault(sequence, Published(sequence, headers, record.value))
+    return [found[s] for s in sorted(found)]
+
+
+async def _records_of_key(
+    bootstrap: str, topic: str, key: str, partitions: int
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """The records of ``key`` in its partition (the producer's default partitioner), from the
+    log's start to its end as of now."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        every = list(range(partitions))
+        tp = TopicPartition(topic, DefaultPartitioner()(key.encode(), every, every))
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        consumer.seek(tp, 0)  # before the log start: reset to it (auto_offset_reset)
+        found: list[ConsumerRecord[bytes, bytes]] = []
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            found.extend(r for r in batch.get(tp, []) if r.key == key.encode())
+        return found
+    finally:
+        await consumer.stop()
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ from calsync_common.kafka.producer import EventPublisher
 from calsync_common.kafka.tracing import extract
 from calsync_common.postgres import Connection
 from calsync_common.postgres.pool import transaction
-from calsync_common.transient import INFRASTRUCTURE, TRANSIENT, RetryLater
+from calsync_common.transient import TRANSIENT, RetryLater
 
 __all__ = [
     "BatchHandler",
@@ -209,7 +209,7 @@ class ConsumerRunner(Generic[W]):
         self.consumer.pause(*assigned)  # nothing is fetched before it is positioned
         try:
             await self.position(assigned)
-        except INFRASTRUCTURE as exc:
+        except TRANSIENT as exc:
             log.warning("cannot position partitions yet", extra={"error": type(exc).__name__})
             for tp in assigned:
                 self._backoff(tp, self.partitions[tp])
@@ -346,7 +346,7 @@ class ConsumerRunner(Generic[W]):
         if unpositioned:
             try:
                 await self.position(unpositioned)
-            except INFRASTRUCTURE as exc:
+            except TRANSIENT as exc:
                 log.warning("cannot position partitions yet", extra={"error": type(exc).__name__})
                 for tp in unpositioned:
                     if tp in self.partitions:
@@ -389,7 +389,7 @@ class ConsumerRunner(Generic[W]):
             return
         try:
             next_offset, failed = await self._apply(tp, state, records)
-        except INFRASTRUCTURE as exc:
+        except TRANSIENT as exc:
             BATCH_FAILURES.labels(self.config.group_id, type(exc).__name__).inc()
             log.warning(
                 "batch rolled back; re-reading from its first record after a backoff",
@@ -607,7 +607,7 @@ class ConsumerRunner(Generic[W]):
                     await offsets.save_offset(
                         conn, group, tp.topic, tp.partition, offset + 1, fingerprint(failed.record)
                     )
-        except INFRASTRUCTURE as exc:
+        except TRANSIENT as exc:
             log.warning(
                 "dead-letter step failed; retrying later",
                 extra={"partition": str(tp), "error": type(exc).__name__},

@@ -1,12 +1,15 @@
-"""The outbox relay: publishes committed outbox rows in per-key order, then marks them sent.
+"""The outbox relay: publishes committed outbox rows in per-key order, then deletes them.
 
 * **One relay per key at a time.** Keys fall into :data:`BUCKETS` buckets; a relay owns a bucket
   while it holds the session advisory lock ``(namespace, bucket)`` on its own connection. Several
   replicas each run a relay; a replica that dies (or loses its connection) frees its buckets and
   another takes them on its next round.
 * **Order per key.** Rows are read oldest first and sent in that order to the idempotent producer;
-  a key's rows are marked sent only up to its first failure, so what follows is re-sent after it.
-* **At least once, recognisably.** A crash between the broker's ack and the mark re-sends rows
+  a key's rows are deleted only up to its first failure, so what follows is re-sent after it.
+* **A queue, not a log.** The broker keeps what was sent; the table only what is still to send,
+  each bucket read by an index scan that marks the entries of deleted rows dead as it passes.
+  (Keeping sent rows made every read step over all those sent since the last vacuum.)
+* **At least once, recognisably.** A crash between the broker's ack and the delete re-sends rows
   with the same bytes: same ``ce_id``, same ``ce_sequence``. Consumers drop them (the consumer
   runner does it by sequence).
 * **Latency.** ``NOTIFY`` on insert wakes the relay at commit; a poll every ``idle_poll_s``
@@ -31,7 +34,7 @@ from calsync_common.kafka.producer import EventPublisher
 from calsync_common.outbox.store import BUCKETS, NOTIFY_CHANNEL
 from calsync_common.postgres import Connection
 from calsync_common.postgres.pool import transaction
-from calsync_common.transient import INFRASTRUCTURE
+from calsync_common.transient import TRANSIENT
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +48,23 @@ OLDEST = Gauge(
 )
 OWNED = Gauge("calsync_outbox_buckets_owned", "Outbox buckets this replica relays", ["service"])
 
-INFRASTRUCTURE_ERRORS = INFRASTRUCTURE
+
+#: The oldest rows of the owned buckets: an index scan of ``(bucket, id)`` per bucket (each in
+#: id order, so one key's rows come in order), the oldest ``$2`` of them all taken.
+_READ = (
+    "SELECT o.id, o.topic, o.key, o.headers, o.value FROM unnest($1::smallint[]) AS b(bucket)"
+    " CROSS JOIN LATERAL (SELECT id, topic, key, headers, value FROM outbox"
+    " WHERE outbox.bucket = b.bucket ORDER BY id LIMIT $2) AS o ORDER BY o.id LIMIT $2"
+)
 
 
 @dataclass(frozen=True)
 class RelayConfig:
     batch_size: int = 500
     idle_poll_s: float = 1.0
-    #: Sent rows are kept this long (for inspection and replays), then purged.
-    retention_s: float = 24 * 3600
-    purge_every_s: float = 60.0
     backoff_max_s: float = 10.0
     #: While it owns buckets, a relay looks for free ones (a replica gone) this often; a round
-    #: of its own is otherwise one read and one mark.
+    #: of its own is otherwise one read and one delete.
     claim_every_s: float = 1.0
 
 
@@ -95,10 +102,9 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._failure: BaseException | None = None
-        self._last_purge = 0.0
         self._last_measure = 0.0
         self._last_claim = 0.0
-        # Test seam: runs after the broker acked a batch and before the rows are marked sent.
+        # Test seam: runs after the broker acked a batch and before its rows are deleted.
         self._after_publish = after_publish
 
     @property
@@ -135,7 +141,7 @@ class OutboxRelay:
                 await self.claim_buckets()
                 sent = await self.relay_once()
                 await self._housekeeping()
-            except INFRASTRUCTURE_ERRORS as exc:
+            except TRANSIENT as exc:
                 FAILURES.labels(self.service, type(exc).__name__).inc()
                 log.warning("outbox relay round failed", extra={"error": type(exc).__name__})
                 if not isinstance(exc, KafkaError):
@@ -184,14 +190,14 @@ class OutboxRelay:
         self._owned.clear()
         OWNED.labels(self.service).set(0)
         if conn is not None and not conn.is_closed():
-            with contextlib.suppress(*INFRASTRUCTURE_ERRORS):
+            with contextlib.suppress(*TRANSIENT):
                 await asyncio.wait_for(conn.close(), 5)  # frees the advisory locks
             if not conn.is_closed():
                 conn.terminate()
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[Connection]:
-        """The relay's own connection (the one holding its buckets) for its reads and marks, so
+        """The relay's own connection (the one holding its buckets) for its reads and deletes, so
         it never queues behind the service's work for a pooled one: with 200 delta rounds
         waiting on the pool, the outbox fell 4 s behind. Before the first round, a pooled one.
         Each statement commits on its own (autocommit), as the relay needs no more."""
@@ -203,17 +209,11 @@ class OutboxRelay:
         yield conn
 
     async def relay_once(self) -> int:
-        """Relay up to one batch of the owned buckets; the number of rows marked sent."""
+        """Relay up to one batch of the owned buckets; the number of rows sent (and deleted)."""
         if not self._owned:
             return 0
         async with self._session() as conn:
-            records = await conn.fetch(
-                "SELECT id, topic, key, headers, value FROM outbox"
-                " WHERE published_at IS NULL AND bucket = ANY($1::smallint[])"
-                " ORDER BY id LIMIT $2",
-                sorted(self._owned),
-                self.config.batch_size,
-            )
+            records = await conn.fetch(_READ, sorted(self._owned), self.config.batch_size)
         rows = [
             _Row(
                 r["id"],
@@ -229,9 +229,7 @@ class OutboxRelay:
             await self._after_publish()
         if sent:
             async with self._session() as conn:
-                await conn.execute(
-                    "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", sent
-                )
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
             PUBLISHED.labels(self.service).inc(len(sent))
         if failure is not None:
             raise failure
@@ -250,7 +248,7 @@ class OutboxRelay:
             first_failure = exc
         results = await asyncio.gather(*futures, return_exceptions=True)
         sent: list[int] = []
-        blocked: set[str] = set()  # keys with a failed row: nothing after it is marked
+        blocked: set[str] = set()  # keys with a failed row: nothing after it is deleted
         for row, result in zip(rows, results, strict=False):
             if row.key in blocked:
                 continue
@@ -270,21 +268,13 @@ class OutboxRelay:
         if now - self._last_measure >= 1.0:
             self._last_measure = now
             await self.measure()
-        if now - self._last_purge >= self.config.purge_every_s:
-            self._last_purge = now
-            async with self._session() as conn:
-                await conn.execute(
-                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-                    " WHERE published_at < now() - make_interval(secs => $1) LIMIT 10000)",
-                    self.config.retention_s,
-                )
 
     async def measure(self) -> None:
         """Refresh the lag gauges (the loop does, once a second)."""
         async with self._session() as conn:
             row = await conn.fetchrow(
                 "SELECT count(*) AS n, extract(epoch FROM now() - min(created_at)) AS age"
-                " FROM outbox WHERE published_at IS NULL"
+                " FROM outbox"
             )
         assert row is not None
         PENDING.labels(self.service).set(row["n"])

@@ -324,11 +324,11 @@ class SyncRepository:
 
     async def release_round(self, owner: str, w: RoundWork, next_round_at: datetime) -> bool:
         """Give up the lease of a round that could not be recorded, the calendar due again at
-        ``next_round_at`` (or sooner, if a notification makes it due); False when this replica
-        no longer holds it."""
+        ``next_round_at`` (or sooner, if a notification makes it due) and one failure more (the
+        next backoff grows); False when this replica no longer holds it."""
         released = await self._db.fetchval(
             "UPDATE calendars SET round_lease_owner = NULL, round_lease_until = NULL,"
-            " next_round_at = $4, updated_at = now()"
+            " next_round_at = $4, round_failures = round_failures + 1, updated_at = now()"
             " WHERE connection_id = $2 AND calendar_id = $3 AND round_lease_owner = $1"
             " RETURNING true",
             owner,

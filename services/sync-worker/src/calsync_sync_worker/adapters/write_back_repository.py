@@ -180,10 +180,12 @@ class WriteBackRepository:
 
     async def release(self, owner: str, booking_id: UUID, due_at: datetime) -> bool:
         """Give the lease up, the write due again at ``due_at`` (its finish could not be
-        recorded); False when this replica no longer holds it."""
+        recorded) and one failure more (the next backoff grows); False when this replica no
+        longer holds it."""
         released = await self._db.fetchval(
             "UPDATE booking_events SET lease_owner = NULL, lease_until = NULL, due_at = $3,"
-            " updated_at = now() WHERE booking_id = $2 AND lease_owner = $1 RETURNING true",
+            " failures = failures + 1, updated_at = now()"
+            " WHERE booking_id = $2 AND lease_owner = $1 RETURNING true",
             owner,
             booking_id,
             due_at,

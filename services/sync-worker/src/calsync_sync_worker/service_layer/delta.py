@@ -30,7 +30,7 @@ from calsync_common.contracts.calendar_events import CalendarEventRemoved
 from calsync_common.contracts.sync_status import CalendarSyncStatus
 from calsync_common.loops import RoundLoop
 from calsync_common.ports import UnitOfWork
-from calsync_common.transient import INFRASTRUCTURE, RetryLater
+from calsync_common.transient import REFUSED_BY_DATABASE, TRANSIENT, RetryLater
 from calsync_sync_worker.adapters.access_tokens import ConnectionTokenError
 from calsync_sync_worker.adapters.graph_client import (
     GraphClient,
@@ -154,7 +154,7 @@ class DeltaRunner(RoundLoop):
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
-            if isinstance(exc, INFRASTRUCTURE):
+            if isinstance(exc, TRANSIENT):
                 log.warning("delta round failed", extra={"error": type(exc).__name__})
             else:
                 self._crashed = exc
@@ -164,13 +164,13 @@ class DeltaRunner(RoundLoop):
     async def sync(self, w: RoundWork) -> None:
         try:
             await self._round(w)
-        except INFRASTRUCTURE:
+        except TRANSIENT:
             # The database (or the broker, or the connector) failed the round: give its lease
             # up at once if the database answers, so the calendar is read again after a short
             # backoff (or at once on its next notification) rather than when the lease runs
             # out minutes later; if it does not answer, the lease's end frees the calendar.
             retry = retry_at(w.failures + 1, self._clock(), self._backoff)
-            with contextlib.suppress(*INFRASTRUCTURE):
+            with contextlib.suppress(*TRANSIENT):
                 async with self._uow() as work:
                     await work.sync.release_round(self._owner, w, retry)
             raise
@@ -203,6 +203,18 @@ class DeltaRunner(RoundLoop):
         except _LeaseLost:
             log.warning("delta round outlived its lease; another replica redoes it")
             ROUNDS.labels(kind, "lease_lost").inc()
+            return
+        except TRANSIENT:
+            raise
+        except REFUSED_BY_DATABASE as exc:
+            # Not the server's state but this round's data or our SQL: a bug. This calendar is
+            # retried with a growing backoff and reported stale; the others go on.
+            log.exception(
+                "delta round refused by the database",
+                extra={"connection_id": str(w.connection_id), "sqlstate": _sqlstate(exc)},
+            )
+            await self._failed(w, started, exc)
+            ROUNDS.labels(kind, "failed").inc()
             return
         for event in events:
             EVENTS.labels(type(event).__name__).inc()
@@ -323,7 +335,8 @@ class DeltaRunner(RoundLoop):
         return now + self._config.periodic * spread
 
     async def _failed(self, w: RoundWork, now: datetime, exc: BaseException) -> None:
-        error = f"{type(exc).__name__}: {getattr(exc, 'code', None) or ''}".rstrip(": ")
+        code = getattr(exc, "code", None) or _sqlstate(exc) or ""
+        error = f"{type(exc).__name__}: {code}".rstrip(": ")
         log.warning(
             "delta round failed; retried later, calendar marked stale",
             extra={"connection_id": str(w.connection_id), "error": error},
@@ -346,6 +359,11 @@ class DeltaRunner(RoundLoop):
             )
             if finished is not None:
                 await work.outbox.add(_status(w, finished, now, error))
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    state = getattr(exc, "sqlstate", None)
+    return state if isinstance(state, str) else None
 
 
 def _status(

@@ -38,7 +38,7 @@ from calsync_common.contracts.bookings import (
 from calsync_common.kafka.consumer import ConsumedEvent, Message
 from calsync_common.loops import RoundLoop
 from calsync_common.ports import UnitOfWork
-from calsync_common.transient import INFRASTRUCTURE, RetryLater
+from calsync_common.transient import REFUSED_BY_DATABASE, TRANSIENT, RetryLater
 from calsync_sync_worker.adapters.access_tokens import ConnectionTokenError
 from calsync_sync_worker.adapters.graph_client import (
     GraphAccessDenied,
@@ -117,16 +117,27 @@ class WriteBackRunner(RoundLoop):
         result = await self._attempt(c.wanted, decision)
         try:
             await self._finish(c, decision, result)
-        except INFRASTRUCTURE:
+        except TRANSIENT:
             # The write reached Graph (or not) but its record did not commit: a session cut, a
             # restart. Give the lease up at once if the database answers again, so the write
             # is retried after a short backoff instead of when its lease runs out (the retry
             # finds what it made by transactionId); if not, the lease's end frees it.
-            retry = retry_at(c.wanted.failures + 1, self._clock(), self._policy)
-            with contextlib.suppress(*INFRASTRUCTURE):
-                async with self._uow() as work:
-                    await work.write_back.release(self._owner, c.wanted.booking_id, retry)
+            await self._release(c)
             raise
+        except REFUSED_BY_DATABASE:
+            # The record itself is refused (a bug, or data the code let through): this write
+            # is retried with a growing backoff, and the other bookings go on.
+            log.exception(
+                "write-back outcome refused by the database",
+                extra={"booking_id": str(c.wanted.booking_id)},
+            )
+            await self._release(c)
+
+    async def _release(self, c: Claimed) -> None:
+        retry = retry_at(c.wanted.failures + 1, self._clock(), self._policy)
+        with contextlib.suppress(*TRANSIENT):
+            async with self._uow() as work:
+                await work.write_back.release(self._owner, c.wanted.booking_id, retry)
 
     async def _finish(self, c: Claimed, decision: Decision, result: _Result) -> None:
         now = self._clock()
