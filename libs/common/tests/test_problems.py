@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -32,6 +33,15 @@ async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
     async def crash(_: web.Request) -> web.Response:
         raise RuntimeError("password=hunter2")
 
+    async def database(request: web.Request) -> web.Response:
+        raise {
+            "starting": asyncpg.CannotConnectNowError("the database system is starting up"),
+            "refused": ConnectionRefusedError(111, "Connect call failed"),
+            "standby": asyncpg.ReadOnlySQLTransactionError("read-only transaction"),
+            "bug": asyncpg.UndefinedColumnError("column secret_sauce does not exist"),
+        }[request.match_info["kind"]]
+
+    app.router.add_get("/database/{kind}", database)
     app.router.add_post("/echo", echo)
     app.router.add_get("/taken", taken)
     app.router.add_get("/crash", crash)
@@ -71,3 +81,20 @@ async def test_crash_is_500_without_leaking(client: TestClient) -> None:  # type
     text = await resp.text()
     assert "internal_error" in text
     assert "hunter2" not in text
+
+
+@pytest.mark.parametrize("kind", ["starting", "refused", "standby"])
+async def test_a_dependency_away_is_503_to_retry(client: TestClient, kind: str) -> None:  # type: ignore[type-arg]
+    resp = await client.get(f"/database/{kind}")
+    assert resp.status == 503
+    assert resp.headers["Retry-After"] == "2"
+    body = await resp.json(content_type=PROBLEM_JSON)
+    assert body["code"] == "dependency_unavailable"
+
+
+async def test_a_statement_the_database_refuses_is_a_bug_not_a_retry(client: TestClient) -> None:  # type: ignore[type-arg]
+    resp = await client.get("/database/bug")
+    assert resp.status == 500
+    text = await resp.text()
+    assert "internal_error" in text
+    assert "secret_sauce" not in text

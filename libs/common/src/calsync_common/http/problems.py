@@ -11,6 +11,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from pydantic import BaseModel, ValidationError
 
+from calsync_common.transient import TRANSIENT
+
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,15 @@ _HTTP_CODES = {
 }
 
 
+#: What a request gets while a dependency is away (see :data:`calsync_common.transient.TRANSIENT`).
+DEPENDENCY_UNAVAILABLE = Problem(
+    503,
+    "dependency_unavailable",
+    "A service this one depends on is unavailable; try again shortly",
+    headers={"Retry-After": "2"},
+)
+
+
 def problem_middleware(
     mappers: Mapping[type[Exception], ProblemMapper] | None = None,
 ) -> Middleware:
@@ -105,6 +116,15 @@ def problem_middleware(
             for exc_type, mapper in table.items():
                 if isinstance(exc, exc_type):
                     return problem_response(mapper(exc), request)
+            if isinstance(exc, TRANSIENT):
+                # PostgreSQL or Kafka away (a restart, a failover), a timeout: the client's to
+                # retry (a transaction cut before its commit did nothing; one cut during it is
+                # why writes take an Idempotency-Key or an If-Match).
+                log.warning(
+                    "dependency unavailable",
+                    extra={"path": request.path, "error": type(exc).__name__},
+                )
+                return problem_response(DEPENDENCY_UNAVAILABLE, request)
             log.exception("unhandled error", extra={"path": request.path})
             return problem_response(
                 Problem(500, "internal_error", "Internal Server Error"), request

@@ -35,10 +35,15 @@ def problem(description: str) -> dict[str, Any]:
     }
 
 
-#: Answers every route under a sub-account may give about its token.
+#: Answers every route under a sub-account may give whatever it asks: about its token, and
+#: while PostgreSQL or Kafka is away.
 AUTH_PROBLEMS = {
     "401": problem("No valid bearer token (unauthenticated)"),
     "403": problem("The token does not grant this sub-account (forbidden)"),
+    "503": problem(
+        "PostgreSQL or Kafka is unavailable (a restart, a failover) or timed out; try again"
+        " after Retry-After (dependency_unavailable)"
+    ),
 }
 #: Answers of a route that reads a JSON body, before its own rules.
 BODY_PROBLEMS = {
