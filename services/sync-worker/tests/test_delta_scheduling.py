@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from calsync_common.testing import eventually
+from calsync_sync_worker.adapters import repository
 from calsync_sync_worker.adapters.repository import RoundWork
 from calsync_sync_worker.service_layer.delta import DeltaConfig, DeltaRunner
 
@@ -29,10 +30,13 @@ class Claims:
     due: list[str] = field(default_factory=list)
     limits: list[int] = field(default_factory=list)
 
-    async def claim_rounds(self, owner: str, lease_s: float, limit: int) -> list[RoundWork]:
+    async def claim_rounds(
+        self, owner: str, lease_s: float, limit: int
+    ) -> repository.Claims[RoundWork]:
         self.limits.append(limit)
         taken, self.due = self.due[:limit], self.due[limit:]
-        return [RoundWork(uuid.uuid4(), c, None, None, None, "UTC", 0) for c in taken]
+        work = [RoundWork(uuid.uuid4(), c, None, None, None, "UTC", 0) for c in taken]
+        return repository.Claims(work, left_due=bool(self.due))
 
 
 @dataclass

@@ -135,7 +135,7 @@ async def _claim_and_finish(uow: Any, pool: Any, *, notify_meanwhile: bool) -> b
     """Claim the calendar's round, maybe take a notification, finish: is a round due now?"""
     await pool.execute("UPDATE calendars SET next_round_at = now() - interval '1 second'")
     async with uow() as work:
-        (claimed,) = await work.sync.claim_rounds("replica-1", 60, 10)
+        (claimed,) = (await work.sync.claim_rounds("replica-1", 60, 10)).items
     if notify_meanwhile:
         await deliver(
             uow,
@@ -167,8 +167,7 @@ async def _claim_and_finish(uow: Any, pool: Any, *, notify_meanwhile: bool) -> b
     return bool((await state(pool))["round_due"])
 
 
-async def test_a_notification_during_a_round_keeps_the_next_round_due(db: Any) -> None:
-    uow, pool = db
+async def _active_connection(pool: Any) -> None:
     await pool.execute(
         "INSERT INTO connections (connection_id, version, sub_account_id, user_id, tenant_id,"
         " object_id, status, conflict_calendar_ids, sync_preference, changed_at)"
@@ -176,6 +175,11 @@ async def test_a_notification_during_a_round_keeps_the_next_round_due(db: Any) -
         CONNECTION,
         [CALENDAR],
     )
+
+
+async def test_a_notification_during_a_round_keeps_the_next_round_due(db: Any) -> None:
+    uow, pool = db
+    await _active_connection(pool)
     # The round may have read Graph before the change the notification announces.
     assert await _claim_and_finish(uow, pool, notify_meanwhile=True)
     # Without one, the round's own schedule holds.
@@ -207,3 +211,28 @@ async def test_a_run_of_notifications_makes_rounds_due_in_one_go(db: Any) -> Non
     assert row["round_due"]  # the changes, however many
     assert row["upkeep_due"]  # and the lifecycle notification among them
     assert row["expired"]
+
+
+async def test_a_calendar_the_other_loop_holds_is_left_due_and_claimed_after(db: Any) -> None:
+    """The delta runner and the subscription upkeep lease different columns of one calendar
+    row. While one of them holds the row locked, the other's claim skips it (SKIP LOCKED) and
+    says so, so that it looks again in a moment instead of at its next poll."""
+    uow, pool = db
+    await _active_connection(pool)
+    await pool.execute(
+        "UPDATE calendars SET next_round_at = now() - interval '1 second',"
+        " subscription_due_at = now() - interval '1 second'"
+    )
+    async with pool.acquire() as other, other.transaction():
+        await other.execute("SELECT 1 FROM calendars FOR NO KEY UPDATE")  # the other loop
+        async with uow() as work:
+            held = await work.sync.claim_rounds("replica-1", 60, 10)
+            upkeep_held = await work.sync.claim_subscription_work("replica-1", 60, 10)
+    assert (held.items, held.left_due) == ([], True)
+    assert (upkeep_held.items, upkeep_held.left_due) == ([], True)
+    async with uow() as work:
+        claimed = await work.sync.claim_rounds("replica-1", 60, 10)
+        again = await work.sync.claim_rounds("replica-2", 60, 10)
+    assert [w.calendar_id for w in claimed.items] == [CALENDAR]
+    assert not claimed.left_due
+    assert (again.items, again.left_due) == ([], False)  # leased: nothing left due

@@ -25,8 +25,9 @@ async def test_a_new_calendar_is_subscribed_and_read_without_waiting_for_a_poll(
     signed_in: SignedIn,
     topic_prefix: str,
 ) -> None:
-    """A snapshot from Kafka applied → the subscription upkeep subscribes → the delta runner
-    reads the calendar: each step wakes the next."""
+    """A snapshot from Kafka applied wakes the subscription upkeep (it subscribes) and the
+    delta runner (it reads the calendar; a created subscription wakes it again): in either
+    order, neither waits for its poll."""
     async with running_rig(
         infra,
         fresh_database,
@@ -52,8 +53,12 @@ async def test_a_new_calendar_is_subscribed_and_read_without_waiting_for_a_poll(
             published = await calendar_events(rig, linked)
             return any(e["type"].endswith("resync_completed.v1") for e in published)
 
+        async def subscribed() -> bool:
+            count = await rig.app[POOL].fetchval(
+                "SELECT count(*) FROM subscriptions WHERE calendar_id = $1", linked
+            )
+            return bool(count == 1)
+
+        # Both within 40 s of the start, before either loop's first poll after it (60 s).
         await eventually(read, timeout_s=20)
-        subscriptions = await rig.app[POOL].fetchval(
-            "SELECT count(*) FROM subscriptions WHERE calendar_id = $1", linked
-        )
-        assert subscriptions == 1
+        await eventually(subscribed, timeout_s=20)

@@ -16,6 +16,10 @@ from calsync_common.transient import TRANSIENT
 
 log = logging.getLogger(__name__)
 
+#: How soon a claimer looks again at work it saw due but could not lock (another transaction
+#: held it for a moment: another replica leasing it, or another loop updating the same row).
+HELD_ELSEWHERE_S = 0.1
+
 
 class RoundLoop:
     def __init__(self, name: str, *, every_s: float, batch: int) -> None:
@@ -24,9 +28,15 @@ class RoundLoop:
         self.batch = batch
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._soon: float | None = None
 
     def wake(self) -> None:
         self._wake.set()
+
+    def look_again_in(self, seconds: float) -> None:
+        """After this round, wait at most ``seconds`` (not ``every_s``) for the next: work seen
+        due but held by another transaction for a moment."""
+        self._soon = seconds if self._soon is None else min(self._soon, seconds)
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -44,6 +54,8 @@ class RoundLoop:
                 log.warning(f"{self.name} round failed", extra={"error": type(exc).__name__})
                 handled = 0
             if handled < self.batch:
+                wait_s = self.every_s if self._soon is None else min(self.every_s, self._soon)
+                self._soon = None
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.every_s)
+                    await asyncio.wait_for(self._wake.wait(), wait_s)
                 self._wake.clear()

@@ -2,14 +2,54 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 from uuid import UUID
+
+from asyncpg import Record
 
 from calsync_common.contracts.connections import ConnectionSnapshot
 from calsync_common.postgres import Connection as Db
 from calsync_sync_worker.domain.calendars import CalendarPlan
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Claims(Generic[T]):
+    """What a claim leased, and whether due work was left to others: rows another transaction
+    held locked (``SKIP LOCKED``), or more than the limit. A row locked by the *other* loop of
+    the same calendar (the delta runner and the subscription upkeep lease different columns of
+    one row) is still due when that transaction ends: its claimer looks again soon, not at its
+    next poll."""
+
+    items: list[T]
+    left_due: bool
+
+
+_SUBSCRIPTION_DUE = (
+    "c.subscription_due_at <= now() AND (c.lease_until IS NULL OR c.lease_until < now())"
+)
+_ROUND_DUE = (
+    "k.connection_id = c.connection_id AND k.status = 'active'"
+    " WHERE c.wanted AND NOT c.paused AND c.next_round_at <= now()"
+    " AND (c.round_lease_until IS NULL OR c.round_lease_until < now())"
+)
+
+#: Wraps a claim (a ``due`` CTE locking with SKIP LOCKED, an UPDATE ``claimed`` returning the
+#: leased rows) so that one row always comes back: the leased rows, or one of NULLs, each with
+#: how many rows were due and free of a lease when the statement started (up to the limit + 1).
+_WITH_DUE_COUNT = (
+    "{claim}, waiting AS (SELECT count(*) AS n FROM (SELECT 1 FROM {due_rows} LIMIT $3 + 1) w)"
+    " SELECT claimed.*, waiting.n AS due_count FROM waiting LEFT JOIN claimed ON true"
+)
+
+
+def _claims(rows: list[Record], make: Callable[[Record], T]) -> Claims[T]:
+    items = [make(r) for r in rows if r["calendar_id"] is not None]
+    return Claims(items, left_due=bool(rows) and rows[0]["due_count"] > len(items))
 
 
 @dataclass(frozen=True)
@@ -158,31 +198,34 @@ class SyncRepository:
 
     async def claim_subscription_work(
         self, owner: str, lease_s: float, limit: int
-    ) -> list[ClaimedCalendar]:
+    ) -> Claims[ClaimedCalendar]:
         """Lease calendars whose subscription is due for a look (no other replica holds them)."""
         rows = await self._db.fetch(
-            "WITH due AS (SELECT c.connection_id, c.calendar_id FROM calendars c"
-            " WHERE c.subscription_due_at <= now()"
-            " AND (c.lease_until IS NULL OR c.lease_until < now())"
-            " ORDER BY c.subscription_due_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
-            " UPDATE calendars c SET lease_owner = $1,"
-            " lease_until = now() + make_interval(secs => $2)"
-            " FROM due WHERE c.connection_id = due.connection_id"
-            " AND c.calendar_id = due.calendar_id"
-            " RETURNING c.connection_id, c.calendar_id, c.wanted, c.paused,"
-            " c.subscription_failures,"
-            " coalesce((SELECT k.status = 'active' FROM connections k"
-            "  WHERE k.connection_id = c.connection_id), false) AS connection_active,"
-            " (SELECT s.subscription_id FROM subscriptions s WHERE s.connection_id ="
-            "  c.connection_id AND s.calendar_id = c.calendar_id) AS subscription_id,"
-            " (SELECT s.expires_at FROM subscriptions s WHERE s.connection_id ="
-            "  c.connection_id AND s.calendar_id = c.calendar_id) AS expires_at",
+            _WITH_DUE_COUNT.format(
+                claim="WITH due AS (SELECT c.connection_id, c.calendar_id FROM calendars c"  # noqa: S608 (constants only)
+                f" WHERE {_SUBSCRIPTION_DUE}"
+                " ORDER BY c.subscription_due_at LIMIT $3 FOR UPDATE SKIP LOCKED),"
+                " claimed AS (UPDATE calendars c SET lease_owner = $1,"
+                " lease_until = now() + make_interval(secs => $2)"
+                " FROM due WHERE c.connection_id = due.connection_id"
+                " AND c.calendar_id = due.calendar_id"
+                " RETURNING c.connection_id, c.calendar_id, c.wanted, c.paused,"
+                " c.subscription_failures,"
+                " coalesce((SELECT k.status = 'active' FROM connections k"
+                "  WHERE k.connection_id = c.connection_id), false) AS connection_active,"
+                " (SELECT s.subscription_id FROM subscriptions s WHERE s.connection_id ="
+                "  c.connection_id AND s.calendar_id = c.calendar_id) AS subscription_id,"
+                " (SELECT s.expires_at FROM subscriptions s WHERE s.connection_id ="
+                "  c.connection_id AND s.calendar_id = c.calendar_id) AS expires_at)",
+                due_rows=f"calendars c WHERE {_SUBSCRIPTION_DUE}",
+            ),
             owner,
             lease_s,
             limit,
         )
-        return [
-            ClaimedCalendar(
+        return _claims(
+            rows,
+            lambda r: ClaimedCalendar(
                 r["connection_id"],
                 r["calendar_id"],
                 r["wanted"],
@@ -191,9 +234,8 @@ class SyncRepository:
                 r["subscription_id"],
                 r["expires_at"],
                 r["subscription_failures"],
-            )
-            for r in rows
-        ]
+            ),
+        )
 
     async def finish_subscription_work(
         self,
@@ -289,28 +331,31 @@ class SyncRepository:
 
     # -- delta rounds (leased per calendar) -------------------------------------------------
 
-    async def claim_rounds(self, owner: str, lease_s: float, limit: int) -> list[RoundWork]:
+    async def claim_rounds(self, owner: str, lease_s: float, limit: int) -> Claims[RoundWork]:
         """Lease calendars due for a delta round (synced, not paused, connection active)."""
         rows = await self._db.fetch(
-            "WITH due AS (SELECT c.connection_id, c.calendar_id FROM calendars c"
-            " JOIN connections k ON k.connection_id = c.connection_id AND k.status = 'active'"
-            " WHERE c.wanted AND NOT c.paused AND c.next_round_at <= now()"
-            " AND (c.round_lease_until IS NULL OR c.round_lease_until < now())"
-            " ORDER BY c.next_round_at LIMIT $3 FOR UPDATE OF c SKIP LOCKED)"
-            " UPDATE calendars c SET round_lease_owner = $1, round_claimed_at = now(),"
-            " round_lease_until = now() + make_interval(secs => $2)"
-            " FROM due WHERE c.connection_id = due.connection_id"
-            " AND c.calendar_id = due.calendar_id"
-            " RETURNING c.connection_id, c.calendar_id, c.delta_link, c.window_start,"
-            " c.window_end, c.round_failures,"
-            " (SELECT k.time_zone FROM connections k WHERE k.connection_id = c.connection_id)"
-            " AS time_zone",
+            _WITH_DUE_COUNT.format(
+                claim="WITH due AS (SELECT c.connection_id, c.calendar_id FROM calendars c"  # noqa: S608 (constants only)
+                f" JOIN connections k ON {_ROUND_DUE}"
+                " ORDER BY c.next_round_at LIMIT $3 FOR UPDATE OF c SKIP LOCKED),"
+                " claimed AS (UPDATE calendars c SET round_lease_owner = $1,"
+                " round_claimed_at = now(),"
+                " round_lease_until = now() + make_interval(secs => $2)"
+                " FROM due WHERE c.connection_id = due.connection_id"
+                " AND c.calendar_id = due.calendar_id"
+                " RETURNING c.connection_id, c.calendar_id, c.delta_link, c.window_start,"
+                " c.window_end, c.round_failures,"
+                " (SELECT k.time_zone FROM connections k"
+                "  WHERE k.connection_id = c.connection_id) AS time_zone)",
+                due_rows=f"calendars c JOIN connections k ON {_ROUND_DUE}",
+            ),
             owner,
             lease_s,
             limit,
         )
-        return [
-            RoundWork(
+        return _claims(
+            rows,
+            lambda r: RoundWork(
                 r["connection_id"],
                 r["calendar_id"],
                 r["delta_link"],
@@ -318,9 +363,8 @@ class SyncRepository:
                 r["window_end"],
                 r["time_zone"],
                 r["round_failures"],
-            )
-            for r in rows
-        ]
+            ),
+        )
 
     async def release_round(self, owner: str, w: RoundWork, next_round_at: datetime) -> bool:
         """Give up the lease of a round that could not be recorded, the calendar due again at

@@ -28,7 +28,7 @@ from prometheus_client import Counter, Histogram
 from calsync_common.contracts.base import EventPayload
 from calsync_common.contracts.calendar_events import CalendarEventRemoved
 from calsync_common.contracts.sync_status import CalendarSyncStatus
-from calsync_common.loops import RoundLoop
+from calsync_common.loops import HELD_ELSEWHERE_S, RoundLoop
 from calsync_common.ports import UnitOfWork
 from calsync_common.transient import REFUSED_BY_DATABASE, TRANSIENT, RetryLater
 from calsync_sync_worker.adapters.access_tokens import ConnectionTokenError
@@ -142,7 +142,10 @@ class DeltaRunner(RoundLoop):
             return self._config.batch  # look again at once
         self._due_again = False
         async with self._uow() as work:
-            due = await work.sync.claim_rounds(self._owner, self._config.lease_s, room)
+            claims = await work.sync.claim_rounds(self._owner, self._config.lease_s, room)
+        due = claims.items
+        if claims.left_due:
+            self.look_again_in(HELD_ELSEWHERE_S)
         self._backlog = len(due) == room
         for w in due:
             task = asyncio.create_task(self.sync(w), name=f"delta {w.calendar_id}")

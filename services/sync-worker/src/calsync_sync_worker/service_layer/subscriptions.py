@@ -19,7 +19,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from calsync_common.loops import RoundLoop
+from calsync_common.loops import HELD_ELSEWHERE_S, RoundLoop
 from calsync_common.ports import UnitOfWork
 from calsync_sync_worker.adapters.access_tokens import ConnectionGone, ReauthRequired
 from calsync_sync_worker.adapters.graph_client import GraphClient, GraphError, GraphNotFound
@@ -80,11 +80,11 @@ class SubscriptionManager(RoundLoop):
     async def round(self) -> int:
         """Lease due calendars and act on each; the number handled."""
         async with self._uow() as work:
-            claimed = await work.sync.claim_subscription_work(
-                self._owner, self._lease_s, self.batch
-            )
-        await asyncio.gather(*(self._handle(c) for c in claimed))
-        return len(claimed)
+            claims = await work.sync.claim_subscription_work(self._owner, self._lease_s, self.batch)
+        if claims.left_due:
+            self.look_again_in(HELD_ELSEWHERE_S)
+        await asyncio.gather(*(self._handle(c) for c in claims.items))
+        return len(claims.items)
 
     async def _handle(self, c: ClaimedCalendar) -> None:
         now = self._clock()
