@@ -7,8 +7,8 @@
 * **Order per key.** Rows are read oldest first and sent in that order to the idempotent producer;
   a key's rows are deleted only up to its first failure, so what follows is re-sent after it.
 * **A queue, not a log.** The broker keeps what was sent; the table only what is still to send,
-  each bucket read by an index scan that marks the entries of deleted rows dead as it passes.
-  (Keeping sent rows made every read step over all those sent since the last vacuum.)
+  so it stays small and autovacuum visits it often. (Keeping sent rows for a day made every
+  read step over the index entries of all rows sent since the last vacuum.)
 * **At least once, recognisably.** A crash between the broker's ack and the delete re-sends rows
   with the same bytes: same ``ce_id``, same ``ce_sequence``. Consumers drop them (the consumer
   runner does it by sequence).
@@ -49,8 +49,8 @@ OLDEST = Gauge(
 OWNED = Gauge("calsync_outbox_buckets_owned", "Outbox buckets this replica relays", ["service"])
 
 
-#: The oldest rows of the owned buckets: an index scan of ``(bucket, id)`` per bucket (each in
-#: id order, so one key's rows come in order), the oldest ``$2`` of them all taken.
+#: The oldest rows of the owned buckets: ``(bucket, id)`` read per bucket, each in id order (so
+#: one key's rows come in order) and stopping at the limit; the oldest ``$2`` of them all taken.
 _READ = (
     "SELECT o.id, o.topic, o.key, o.headers, o.value FROM unnest($1::smallint[]) AS b(bucket)"
     " CROSS JOIN LATERAL (SELECT id, topic, key, headers, value FROM outbox"

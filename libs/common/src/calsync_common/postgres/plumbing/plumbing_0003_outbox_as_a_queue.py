@@ -5,9 +5,9 @@ through ``outbox_pending (bucket, id) WHERE published_at IS NULL``. Marking a ro
 entry in that index until VACUUM, and the relay's bitmap scans never mark entries dead, so every
 read stepped over all the rows sent since the last vacuum: 0.5 ms after a 10 s run at 100
 notifications/s, 3.7 to 6.4 ms with 50,000 of them, growing with the hours. Kafka keeps what was
-sent; the table now holds only what is still to send, the relay reads each bucket by a plain
-index scan (which marks the entries of deleted rows dead as it passes them), and autovacuum
-visits the table after every few thousand deletions rather than after a fifth of a large table.
+sent; the table now holds only what is still to send, the relay reads it per bucket through
+``(bucket, id)``, and autovacuum visits the table after every few thousand deletions rather
+than after a fifth of a large table.
 
 Revision ID: plumbing_0003
 Revises: plumbing_0002
