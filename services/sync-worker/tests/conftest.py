@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -175,3 +175,21 @@ def signed_in(graph_emulator: Emulator) -> Iterator[SignedIn]:
     """A new sandbox user of the module, signed in (see :func:`sign_in`)."""
     with sign_in(graph_emulator) as user:
         yield user
+
+
+@pytest.fixture
+async def rig(
+    infra: Any,
+    fresh_database: str,
+    graph_emulator: GraphEmulator,
+    signed_in: SignedIn,
+    topic_prefix: str,
+) -> AsyncIterator[Any]:
+    """A running sync-worker whose delta runner polls every 0.2 s (modules with a rig of their
+    own override it)."""
+    from .test_subscriptions import running_rig  # late: that module imports this one
+
+    async with running_rig(
+        infra, fresh_database, graph_emulator, signed_in, topic_prefix, delta_every_s=0.2
+    ) as r:
+        yield r

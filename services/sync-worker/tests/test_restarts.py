@@ -7,9 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import asyncpg
 import pytest
@@ -18,16 +15,15 @@ from calsync_common.runtime import FATAL, PUBLISHER
 from calsync_common.testing import eventually, local_infra
 from calsync_common.transient import TRANSIENT
 
-from .conftest import Emulator, SignedIn
-from .test_convergence import timed
-from .test_subscriptions import Rig, running_rig
+from .test_subscriptions import Rig
 from .test_write_back import (
     _slot,
     await_outcome,
-    calendar_events,
     confirmed,
+    create_busy_event,
     default_calendar,
     round_now,
+    until_published,
 )
 
 pytestmark = [
@@ -37,38 +33,6 @@ pytestmark = [
         reason="restarts the servers: only on the local stack that make test starts",
     ),
 ]
-
-
-@pytest.fixture
-async def rig(
-    infra: Any,
-    fresh_database: str,
-    graph_emulator: Emulator,
-    signed_in: SignedIn,
-    topic_prefix: str,
-) -> AsyncIterator[Rig]:
-    async with running_rig(
-        infra, fresh_database, graph_emulator, signed_in, topic_prefix, delta_every_s=0.2
-    ) as r:
-        yield r
-
-
-async def _event(rig: Rig, calendar_id: str, days: int, subject: str) -> dict[str, Any]:
-    start = (datetime.now(UTC) + timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
-    made: dict[str, Any] = await rig.control(
-        "POST",
-        f"/_emulator/users/{rig.user.user_id}/calendars/{calendar_id}/events",
-        timed(subject, start, start + timedelta(hours=1), "busy", "UTC"),
-    )
-    return made
-
-
-async def _synced(rig: Rig, calendar_id: str, event: dict[str, Any], timeout_s: float) -> None:
-    async def there() -> bool:
-        published = await calendar_events(rig, calendar_id)
-        return any(e.get("event_id") == event["id"] for e in published)
-
-    await eventually(there, timeout_s=timeout_s)
 
 
 async def _unsent(rig: Rig) -> int:
@@ -81,13 +45,15 @@ async def _unsent(rig: Rig) -> int:
 
 async def test_postgres_stopped_and_started_every_loop_resumes(rig: Rig) -> None:
     linked = await default_calendar(rig)
-    before = await _event(rig, linked, 20, "Before")
+    before = await create_busy_event(rig, linked, 20, "Before")
     await rig.snapshot(3, (linked,))
-    await _synced(rig, linked, before, 30)
+    await until_published(rig, linked, before, 30)
 
     await asyncio.to_thread(local_infra, "pg-stop")
     try:
-        during = await _event(rig, linked, 21, "During")  # its notification may find no database
+        during = await create_busy_event(
+            rig, linked, 21, "During"
+        )  # its notification may find no database
         booking_id = uuid.uuid4()
         await rig.app[PUBLISHER].publish(confirmed(rig, booking_id, *_slot(days=22)))
         await asyncio.sleep(3)  # every loop meets the outage (connection refused)
@@ -103,7 +69,7 @@ async def test_postgres_stopped_and_started_every_loop_resumes(rig: Rig) -> None
         return True
 
     await eventually(due_now, timeout_s=30)
-    await _synced(rig, linked, during, 60)
+    await until_published(rig, linked, during, 60)
     written = await await_outcome(rig, booking_id, 1, timeout_s=60)
     assert written[-1]["outcome"] == "written"
     assert rig.app[FATAL] == []
@@ -111,13 +77,15 @@ async def test_postgres_stopped_and_started_every_loop_resumes(rig: Rig) -> None
 
 async def test_kafka_stopped_and_started_every_loop_resumes(rig: Rig) -> None:
     linked = await default_calendar(rig)
-    before = await _event(rig, linked, 23, "Before")
+    before = await create_busy_event(rig, linked, 23, "Before")
     await rig.snapshot(3, (linked,))
-    await _synced(rig, linked, before, 30)
+    await until_published(rig, linked, before, 30)
 
     await asyncio.to_thread(local_infra, "kafka-stop")
     try:
-        during = await _event(rig, linked, 24, "During")  # its notification cannot be queued
+        during = await create_busy_event(
+            rig, linked, 24, "During"
+        )  # its notification cannot be queued
         await round_now(rig, linked)  # the round commits; its events wait in the outbox
 
         async def recorded() -> bool:
@@ -133,7 +101,7 @@ async def test_kafka_stopped_and_started_every_loop_resumes(rig: Rig) -> None:
         return await _unsent(rig) == 0
 
     await eventually(drained, timeout_s=90)  # the relay sent what waited
-    await _synced(rig, linked, during, 30)
+    await until_published(rig, linked, during, 30)
     booking_id = uuid.uuid4()  # through the topic and the re-joined consumer group
     await rig.app[PUBLISHER].publish(confirmed(rig, booking_id, *_slot(days=25)))
     written = await await_outcome(rig, booking_id, 1, timeout_s=90)

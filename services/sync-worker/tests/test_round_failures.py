@@ -9,8 +9,6 @@ calendar is stale with the error, retried after the backoff, and the runner goes
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,26 +17,11 @@ from calsync_common.runtime import FATAL
 from calsync_common.testing import eventually
 from calsync_sync_worker.adapters.repository import SyncRepository
 
-from .conftest import Emulator, SignedIn
-from .test_convergence import sync_status, timed
-from .test_subscriptions import Rig, running_rig
-from .test_write_back import calendar_events, default_calendar, round_now
+from .test_convergence import sync_status
+from .test_subscriptions import Rig
+from .test_write_back import create_busy_event, default_calendar, round_now, until_published
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def rig(
-    infra: Any,
-    fresh_database: str,
-    graph_emulator: Emulator,
-    signed_in: SignedIn,
-    topic_prefix: str,
-) -> AsyncIterator[Rig]:
-    async with running_rig(
-        infra, fresh_database, graph_emulator, signed_in, topic_prefix, delta_every_s=0.2
-    ) as r:
-        yield r
 
 
 async def test_a_round_whose_record_fails_gives_its_lease_up_and_is_read_again(
@@ -56,19 +39,10 @@ async def test_a_round_whose_record_fails_gives_its_lease_up_and_is_read_again(
 
     monkeypatch.setattr(SyncRepository, "finish_round", cut_once)
     linked = await default_calendar(rig)
-    start = (datetime.now(UTC) + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
-    created = await rig.control(
-        "POST",
-        f"/_emulator/users/{rig.user.user_id}/calendars/{linked}/events",
-        timed("Planning", start, start + timedelta(hours=1), "busy", "UTC"),
-    )
+    created = await create_busy_event(rig, linked, 3, "Planning")
     await rig.snapshot(3, (linked,))  # its first round (the full read) is the one cut
     await round_now(rig, linked)
-
-    async def published() -> bool:
-        return any(e.get("event_id") == created["id"] for e in await calendar_events(rig, linked))
-
-    await eventually(published, timeout_s=30)  # well inside the 120 s lease
+    await until_published(rig, linked, created, 30)  # well inside the 120 s lease
     assert cut == 1
 
 
@@ -87,12 +61,7 @@ async def test_a_round_the_database_refuses_reports_the_calendar_stale_and_is_re
 
     monkeypatch.setattr(SyncRepository, "finish_round", refuse_once)
     linked = await default_calendar(rig)
-    start = (datetime.now(UTC) + timedelta(days=4)).replace(minute=0, second=0, microsecond=0)
-    created = await rig.control(
-        "POST",
-        f"/_emulator/users/{rig.user.user_id}/calendars/{linked}/events",
-        timed("Review", start, start + timedelta(hours=1), "busy", "UTC"),
-    )
+    created = await create_busy_event(rig, linked, 4, "Review")
     await rig.snapshot(3, (linked,))
     await round_now(rig, linked)
 
@@ -103,10 +72,7 @@ async def test_a_round_the_database_refuses_reports_the_calendar_stale_and_is_re
     stale = next(s for s in await sync_status(rig, linked) if s["status"] == "stale")
     assert stale["last_error"] == "DivisionByZeroError: 22012"
 
-    async def published() -> bool:
-        return any(e.get("event_id") == created["id"] for e in await calendar_events(rig, linked))
-
-    await eventually(published, timeout_s=30)  # the next round, after the backoff
+    await until_published(rig, linked, created, 30)  # the next round, after the backoff
     assert (await sync_status(rig, linked))[-1]["status"] == "healthy"
     assert refused == 1
     assert rig.app[FATAL] == []  # the runner went on

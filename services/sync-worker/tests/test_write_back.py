@@ -36,23 +36,10 @@ from calsync_sync_worker.service_layer.unit_of_work import SyncWork
 from calsync_sync_worker.service_layer.write_back import on_booking
 
 from .conftest import Emulator, SignedIn
+from .test_convergence import timed
 from .test_subscriptions import Rig, running_rig
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def rig(
-    infra: Any,
-    fresh_database: str,
-    graph_emulator: Emulator,
-    signed_in: SignedIn,
-    topic_prefix: str,
-) -> AsyncIterator[Rig]:
-    async with running_rig(
-        infra, fresh_database, graph_emulator, signed_in, topic_prefix, delta_every_s=0.2
-    ) as r:
-        yield r
 
 
 def _slot(days: int, minutes: int = 30) -> tuple[datetime, datetime]:
@@ -116,6 +103,29 @@ async def default_calendar(rig: Rig) -> str:
 
 async def calendar_events(rig: Rig, calendar_id: str) -> list[dict[str, Any]]:
     return await rig.published("calsync.calendar-events.v1", f"{rig.connection_id}/{calendar_id}")
+
+
+async def create_busy_event(rig: Rig, calendar_id: str, days: int, subject: str) -> dict[str, Any]:
+    """A busy hour some days ahead, made in the emulator as the user would."""
+    start = (datetime.now(UTC) + timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
+    made: dict[str, Any] = await rig.control(
+        "POST",
+        f"/_emulator/users/{rig.user.user_id}/calendars/{calendar_id}/events",
+        timed(subject, start, start + timedelta(hours=1), "busy", "UTC"),
+    )
+    return made
+
+
+async def until_published(
+    rig: Rig, calendar_id: str, event: dict[str, Any], timeout_s: float
+) -> None:
+    """Wait until the event is among what the sync-worker published for the calendar."""
+
+    async def there() -> bool:
+        published = await calendar_events(rig, calendar_id)
+        return any(e.get("event_id") == event["id"] for e in published)
+
+    await eventually(there, timeout_s=timeout_s)
 
 
 async def round_now(rig: Rig, calendar_id: str) -> None:
