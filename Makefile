@@ -11,7 +11,7 @@ WITH_ENV := deploy/local/with-env.sh
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PYTEST_ARGS ?=
 
-.PHONY: help install up down test lint fmt bench infra-up infra-down migrate schemas logs token
+.PHONY: help install up down test lint fmt bench bench-tools infra-up infra-down migrate schemas logs token
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -53,7 +53,12 @@ fmt: install ## format and fix what ruff can
 schemas: install ## render docs/events.md and docs/schemas/*.json from the contracts
 	@$(UV) run python -m calsync_common.contracts.render .
 
-bench: install infra-up ## baselines and every component's speed, JSON under bench/results/
+bench-tools: ## the load generator the HTTP benches drive (wrk, a Debian package)
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; } >&2; } \
+		|| { echo "wrk is missing: install it (Debian: apt-get install wrk)" >&2; exit 1; }
+
+bench: install infra-up bench-tools ## baselines and every component's speed, JSON under bench/results/
 	@mkdir -p bench/results
 	@$(WITH_ENV) $(UV) run python bench/baseline.py --out bench/results/baseline.json
 	@$(UV) run python bench/emulator_bench.py --out bench/results/emulator.json
@@ -62,6 +67,7 @@ bench: install infra-up ## baselines and every component's speed, JSON under ben
 	@$(WITH_ENV) $(UV) run python bench/sync_worker_bench.py --out bench/results/sync-worker.json
 	@$(WITH_ENV) $(UV) run python bench/availability_projection_bench.py --out bench/results/availability-projection.json
 	@$(WITH_ENV) $(UV) run python bench/availability_api_bench.py --out bench/results/availability-api.json
+	@$(WITH_ENV) $(UV) run python bench/availability_vs_graph_bench.py --out bench/results/availability-vs-graph.json
 	@$(UV) run python bench/free_slots_bench.py --out bench/results/free-slots.json
 
 token: install ## mint a bearer token: make token SUB_ACCOUNT=sa-1 | SERVICE=sync-worker [AUDIENCE=calsync-availability] [SUBJECT=..] [LIFETIME=3600]
