@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import pytest
 
+from calsync_connector.entrypoints.keys import CONNECT
 from calsync_connector.settings import ConnectorSettings
 
 from .conftest import RETURN_URL, Harness
@@ -141,6 +142,32 @@ async def test_cancel_replay_forgery_expiry_and_a_bad_code_each_end_clearly(
 
     listed = await (await harness.get(sub_account, "?user_id=user-1")).json()
     assert len(listed["connections"]) == 1
+
+
+async def test_a_database_lost_while_storing_sends_the_browser_home_told_so(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sign-in is consumed and its code redeemed when the connection is stored: with the
+    database lost at that moment the browser still goes back to the platform, with an error it
+    can act on (start again), never a 500 or a page of JSON."""
+    user = await harness.new_user()
+    sub_account = sa()
+    started = await harness.start(sub_account, "user-1")
+    fields = await harness.consent(started["authorization_url"], user["userPrincipalName"])
+    service = harness.client.app[CONNECT]  # type: ignore[union-attr]
+
+    async def lost(*_: Any) -> None:
+        raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle")
+
+    monkeypatch.setattr(service, "store", lost)
+    assert outcome(await harness.callback(fields)) == {"error": "temporarily_unavailable"}
+    monkeypatch.undo()
+    listed = await (await harness.get(sub_account, "?user_id=user-1")).json()
+    assert listed["connections"] == []
+    # Starting again works.
+    started = await harness.start(sub_account, "user-1")
+    fields = await harness.consent(started["authorization_url"], user["userPrincipalName"])
+    assert outcome(await harness.callback(fields))["status"] == "connected"
 
 
 async def test_return_url_must_be_on_the_allow_list(harness: Harness) -> None:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from calsync_common.http import auth
 from calsync_common.http.problems import read_body
+from calsync_common.transient import TRANSIENT
 from calsync_connector.domain.errors import ConnectionNotFound
 from calsync_connector.domain.model import Connection
 from calsync_connector.entrypoints import openapi
@@ -64,10 +65,31 @@ async def start_connect(request: web.Request) -> web.Response:
     )
 
 
+#: The callback's answer to a browser while the database is away: the sign-in is not consumed
+#: yet, and Microsoft's code stays redeemable for minutes, so reloading the page finishes it.
+RELOAD_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Connecting Outlook</title></head>
+<body><h1>Almost there</h1>
+<p>Your Microsoft sign-in arrived, but calsync could not finish connecting Outlook just now.
+Reload this page in a few seconds to finish; you do not need to sign in again.</p>
+</body></html>
+"""
+
+
 async def oauth_callback(request: web.Request) -> web.Response:
     """The redirect URI: Microsoft's answer arrives as a form post (or a query)."""
     params = dict(await request.post()) if request.method == "POST" else dict(request.query)
-    outcome = await request.app[CONNECT].complete({k: str(v) for k, v in params.items()})
+    try:
+        outcome = await request.app[CONNECT].complete({k: str(v) for k, v in params.items()})
+    except TRANSIENT:
+        if "text/html" not in request.headers.get("Accept", ""):
+            raise  # an API client: 503 problem+json, from the middleware
+        return web.Response(
+            status=503,
+            text=RELOAD_PAGE,
+            content_type="text/html",
+            headers={"Retry-After": "2", "Cache-Control": "no-store"},
+        )
     if outcome.connection_id is not None:  # a repair: this process's copies are stale
         request.app[TOKENS].forget(outcome.connection_id)
     return web.Response(

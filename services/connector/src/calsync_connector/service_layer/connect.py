@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode, urlsplit
 from uuid import UUID, uuid4
 
+from calsync_common.transient import TRANSIENT
 from calsync_connector.adapters.graph import GraphClient, GraphRefused, GraphUnavailable
 from calsync_connector.adapters.identity import (
     IdentityError,
@@ -181,6 +182,11 @@ class ConnectService:
             )
         except (OutlookAlreadyConnected, MicrosoftAccountInUse) as exc:
             return back(exc.code)
+        except TRANSIENT as exc:
+            # The sign-in is consumed and its code redeemed: nothing to retry here, but the
+            # platform can start a new one. The browser still goes home, told why.
+            log.warning("database away while storing a connection", extra={"error": repr(exc)})
+            return back("temporarily_unavailable")
         return CallbackOutcome(record.return_url, connection_id=connection.id)
 
     async def store(
