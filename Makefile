@@ -65,6 +65,8 @@ bench: install infra-up bench-tools ## baselines and every component's speed, JS
 	@$(WITH_ENV) $(UV) run python bench/plumbing_bench.py --out bench/results/plumbing.json
 	@$(WITH_ENV) $(UV) run python bench/connector_bench.py --out bench/results/connector.json
 	@$(WITH_ENV) $(UV) run python bench/sync_worker_bench.py --out bench/results/sync-worker.json
+	@$(WITH_ENV) $(UV) run python bench/sync_worker_bench.py --only ingest --replicas 2 \
+		--out bench/results/sync-worker-ingest-2-replicas.json
 	@$(WITH_ENV) $(UV) run python bench/availability_projection_bench.py --out bench/results/availability-projection.json
 	@$(WITH_ENV) $(UV) run python bench/availability_api_bench.py --out bench/results/availability-api.json
 	@$(WITH_ENV) $(UV) run python bench/availability_vs_graph_bench.py --out bench/results/availability-vs-graph.json

@@ -239,7 +239,7 @@ async def _ready(url: str, proc: asyncio.subprocess.Process, log: Path) -> None:
     while True:
         if proc.returncode is not None:
             raise RuntimeError(f"the service exited: {_tail(log)}")
-        if _listens(proc.pid, port):
+        if listens(proc.pid, port):
             with contextlib.suppress(aiohttp.ClientError, OSError):
                 async with (
                     aiohttp.ClientSession() as session,
@@ -256,7 +256,7 @@ def _tail(log: Path) -> str:
     return log.read_text()[-3000:]
 
 
-def _listens(pid: int, port: int) -> bool:
+def listens(pid: int, port: int) -> bool:
     """Whether the process holds a listening TCP socket on the port (Linux ``/proc``)."""
     inodes = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:

@@ -60,6 +60,7 @@ import asyncpg
 import jwt
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from availability_api_bench import listens
 
 from calsync_common.contracts.connections import ConnectionSnapshot, MicrosoftAccount
 from calsync_common.contracts.envelope import encode
@@ -271,10 +272,15 @@ class Mailbox:
 class Stack:
     """The emulator and the sync-worker as child processes, and the clients that drive them."""
 
-    def __init__(self, work_dir: Path, dsn: str, *, profile: Path | None) -> None:
+    def __init__(
+        self, work_dir: Path, dsn: str, *, profile: Path | None, replicas: int = 1
+    ) -> None:
         self.work_dir = work_dir
         self.dsn = dsn
         self.profile = profile
+        #: Sync-worker processes on one port (SO_REUSEPORT): ingest only, since each reads its
+        #: own /metrics and the other parts read one process's.
+        self.replicas = replicas
         self.bootstrap = os.environ["CALSYNC_KAFKA_BOOTSTRAP"]
         self.prefix = f"bench.sw.{uuid.uuid4().hex[:8]}."
         self.emu_port = free_port()
@@ -353,6 +359,7 @@ class Stack:
             "SYNC_WORKER_GRAPH__GRAPH_URL": f"{self.emu_url}/v1.0",
             "SYNC_WORKER_GRAPH__CA_BUNDLE": str(self.ca),
             "SYNC_WORKER_GRAPH__CONNECTOR_URL": connector_url,
+            "SYNC_WORKER_HTTP__REUSE_PORT": "true" if self.replicas > 1 else "false",
         }
         # Settings under test (e.g. SYNC_WORKER_DELTA_CONCURRENCY) pass through as BENCH_*.
         env |= {
@@ -365,15 +372,20 @@ class Stack:
         argv = [sys.executable, "-m", "calsync_sync_worker"]
         if self.profile is not None:  # written when the process exits (SIGTERM, graceful)
             argv = [sys.executable, "-m", "cProfile", "-o", str(self.profile), *argv[1:]]
-        proc = self.spawn(argv, env, self.worker_log)
-        stack.push_async_callback(stopped, proc)
-        self.pids["sync_worker"] = proc.pid
+        for n in range(self.replicas):
+            proc = self.spawn(argv, env, self.worker_log)
+            stack.push_async_callback(stopped, proc)
+            self.pids["sync_worker" if n == 0 else f"sync_worker_{n + 1}"] = proc.pid
 
-        async def ready() -> bool:
-            async with self.http.get(f"{self.url}/readyz") as resp:
-                return resp.status == 200
+            async def ready(pid: int = proc.pid) -> bool:
+                # Each replica binds the shared port once started: until it listens, /readyz
+                # is answered by the ones before it.
+                if not listens(pid, self.port):
+                    return False
+                async with self.http.get(f"{self.url}/readyz") as resp:
+                    return resp.status == 200
 
-        await wait_until(ready, proc, "sync-worker", self.worker_log)
+            await wait_until(ready, proc, "sync-worker", self.worker_log)
 
     # --- the emulator -----------------------------------------------------------------------
 
@@ -1041,6 +1053,19 @@ async def awaited_sends(
     return count / (time.perf_counter() - t0)
 
 
+async def topic_size(bootstrap: str, topic: str) -> int:
+    """Records on a topic (the sum of its partitions' end offsets): what every replica queued,
+    where one replica's metrics tell only its own share."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or set()]
+        return sum((await consumer.end_offsets(tps)).values())
+    finally:
+        await consumer.stop()
+
+
 async def webhook_ingest(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     subs = await insert_subscriptions(stack.dsn, args.subscriptions)
     bodies = [
@@ -1054,12 +1079,12 @@ async def webhook_ingest(stack: Stack, args: argparse.Namespace) -> dict[str, An
     baseline = await producer_baseline(stack.bootstrap, stack.prefix, subs, count, args.connections)
     background = await background_busy_pct()
     warmup = await run_wrk(stack.url, script, args.connections, args.warmup)
-    queued = 'kind="change",outcome="queued"'
-    before = await stack.metric("calsync_webhook_notifications_total", queued)
+    notifications = f"{stack.prefix}{GRAPH_NOTIFICATIONS.name}"
+    before = await topic_size(stack.bootstrap, notifications)
     usage = Usage(stack.pids)
     result = await run_wrk(stack.url, script, args.connections, args.duration)
     cpu = usage.report()
-    after = await stack.metric("calsync_webhook_notifications_total", queued)
+    after = await topic_size(stack.bootstrap, notifications)
     rate = result["requests_per_s"] * args.per_post
     errors = sum(result["errors"].values())
     return {
@@ -1071,7 +1096,8 @@ async def webhook_ingest(stack: Stack, args: argparse.Namespace) -> dict[str, An
         "duration_s": args.duration,
         **result,
         "notifications_per_s": round(rate, 1),
-        "notifications_queued_by_service": int(after - before),
+        "replicas": stack.replicas,
+        "notifications_on_the_topic": after - before,
         "raw_producer_baseline": baseline,
         "background_busy_pct_all_cores_before": background,
         **cpu,
@@ -1190,7 +1216,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit("CALSYNC_KAFKA_BOOTSTRAP is not set: run under deploy/local/with-env.sh")
     with work_dir(args.work_dir) as tmp:
         async with throwaway_database(admin_dsn) as dsn:
-            stack = Stack(tmp, dsn, profile=args.profile)
+            stack = Stack(tmp, dsn, profile=args.profile, replicas=args.replicas)
             try:
                 async with stack.running():
                     results = await run_parts(stack, args)
@@ -1230,6 +1256,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--only", choices=PARTS, action="append", help="run this part (repeat)")
     parser.add_argument("--profile", type=Path, help="cProfile the sync-worker into this file")
     parser.add_argument("--work-dir", type=Path, help="keep the children's logs here")
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="sync-workers on one port (with --only ingest)"
+    )
     args = parser.parse_args()
     args.duration = args.duration or (10.0 if args.quick else 60.0)
     args.e2e_duration = args.e2e_duration or (10.0 if args.quick else 30.0)
