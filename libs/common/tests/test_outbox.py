@@ -77,6 +77,20 @@ async def outbox_under_test(
     return unit_of_work(pool, SOURCE), pg_committed
 
 
+async def test_an_autocommit_work_has_no_outbox_to_use(
+    outbox_under_test: tuple[UnitOfWork[Work], Committed],
+) -> None:
+    """Outside a transaction nothing could commit an event with its change: refused, by the
+    fake as by PostgreSQL's unit of work, and nothing is published."""
+    uow, committed = outbox_under_test
+    async with uow.autocommit() as work:
+        with pytest.raises(RuntimeError, match="needs a transaction"):
+            await work.outbox.add(booking(1, 1))
+        with pytest.raises(RuntimeError, match="needs a transaction"):
+            await work.outbox.add_many([booking(1, 1)])
+    assert await committed() == []
+
+
 async def test_outbox_contract_sequences_ids_and_atomicity(
     outbox_under_test: tuple[UnitOfWork[Work], Committed],
 ) -> None:

@@ -55,3 +55,34 @@ async def test_a_connection_terminated_inside_is_discarded_not_reused(pool: asyn
         await killed_mid_transaction()
     async with uow() as work:  # the next unit of work gets a working connection
         assert await work.connection.fetchval("SELECT 1") == 1
+
+
+async def test_autocommit_commits_each_statement_alone_and_refuses_the_outbox(
+    pool: asyncpg.Pool,
+) -> None:
+    """For one-statement writes (lease claims): no transaction around them, so each statement
+    is committed when it returns, and a failing one takes nothing else with it; the outbox,
+    which must commit with the change it reports, cannot be used there."""
+    await pool.execute("CREATE TABLE slots (n int PRIMARY KEY)")
+    uow = PostgresUnitOfWork(pool, "/calsync/test", SlotWork)
+    seen_outside: list[int] = []
+
+    async def take_1_twice() -> None:
+        async with uow.autocommit() as work:
+            assert not work.connection.is_in_transaction()
+            await work.take(1)
+            # Committed already: another connection sees it before this work ends.
+            seen_outside.append(await pool.fetchval("SELECT count(*) FROM slots"))
+            await work.take(1)
+
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await take_1_twice()
+    assert seen_outside == [1]
+    assert [r["n"] for r in await pool.fetch("SELECT n FROM slots")] == [1]
+    async with uow.autocommit() as work:
+        with pytest.raises(RuntimeError, match="needs a transaction"):
+            await work.outbox.add(BOOKING)
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+    async with uow() as work:  # the transactional work of the same unit keeps its outbox
+        await work.outbox.add(BOOKING)
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 1

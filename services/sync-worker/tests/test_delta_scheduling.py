@@ -48,12 +48,18 @@ class ScriptedRunner(DeltaRunner):
     """A runner whose rounds wait for the test's word (``release``) and record their order."""
 
     def __init__(self, claims: Claims, batch: int) -> None:
-        @contextlib.asynccontextmanager
-        async def uow() -> AsyncIterator[Work]:
-            yield Work(claims)
+        class ScriptedUnitOfWork:
+            """Claims only, with or without a transaction (a claim is one statement)."""
+
+            @contextlib.asynccontextmanager
+            async def autocommit(self) -> AsyncIterator[Work]:
+                yield Work(claims)
+
+            def __call__(self) -> contextlib.AbstractAsyncContextManager[Work]:
+                return self.autocommit()
 
         super().__init__(
-            uow,  # type: ignore[arg-type]
+            ScriptedUnitOfWork(),  # type: ignore[arg-type]
             graph=None,  # type: ignore[arg-type]
             clock=lambda: datetime.now(UTC),
             owner="test",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from calsync_common.contracts.base import EventPayload
 from calsync_common.contracts.topics import topic_named
 from calsync_common.outbox.store import event_id_for
-from calsync_common.ports import OutboxEntry
+from calsync_common.ports import NO_TRANSACTION, OutboxEntry
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class FakeOutbox:
     source: str
     sequences: dict[tuple[str, str], int] = field(default_factory=dict)
     pending: list[FakeMessage] = field(default_factory=list)
+    #: An autocommit work's outbox: there is no transaction for it to commit with.
+    refuses: bool = False
 
     async def add(
         self,
@@ -58,6 +60,8 @@ class FakeOutbox:
         return entry
 
     def _entry(self, topic: str, key: str, event_id: str | None) -> OutboxEntry:
+        if self.refuses:
+            raise RuntimeError(NO_TRANSACTION)
         sequence = self.sequences.get((topic, key), 0) + 1
         self.sequences[(topic, key)] = sequence
         ce_id = event_id or event_id_for(self.source, topic, key, sequence)
@@ -81,6 +85,13 @@ class FakeUnitOfWork:
 
     def __call__(self) -> AbstractAsyncContextManager[FakeWork]:
         return self._open()
+
+    def autocommit(self) -> AbstractAsyncContextManager[FakeWork]:
+        return self._autocommit()
+
+    @asynccontextmanager
+    async def _autocommit(self) -> AsyncIterator[FakeWork]:
+        yield FakeWork(FakeOutbox(self.source, refuses=True))
 
     @asynccontextmanager
     async def _open(self) -> AsyncIterator[FakeWork]:

@@ -63,9 +63,16 @@ class Work(Protocol):
 
 
 W_co = TypeVar("W_co", bound=Work, covariant=True)
+#: What an autocommit work's outbox says when used.
+NO_TRANSACTION = "the outbox needs a transaction: use the unit of work, not autocommit"
 
 
 class UnitOfWork(Protocol[W_co]):
     """``async with uow() as work:`` commits on success and rolls back on error."""
 
     def __call__(self) -> AbstractAsyncContextManager[W_co]: ...
+
+    def autocommit(self) -> AbstractAsyncContextManager[W_co]:
+        """The work outside any transaction, each statement committing on its own: for a write
+        that is one statement (a lease claim). Its outbox refuses to be used."""
+        ...

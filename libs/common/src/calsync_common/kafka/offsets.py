@@ -32,24 +32,29 @@ async def stored_offsets(conn: Connection, group_id: str, topic: str) -> dict[in
     return {r["partition"]: StoredOffset(r["next_offset"], r["witness"]) for r in rows}
 
 
+_LOCK = (
+    "SELECT next_offset, witness FROM kafka_consumer_offsets"
+    " WHERE group_id = $1 AND topic = $2 AND partition = $3 FOR UPDATE"
+)
+
+
 async def lock_offset(
     conn: Connection, group_id: str, topic: str, partition: int
 ) -> StoredOffset | None:
-    """The stored position, row-locked until the transaction ends (None: never stored)."""
-    await conn.execute(
-        "INSERT INTO kafka_consumer_offsets (group_id, topic, partition, next_offset)"
-        " VALUES ($1, $2, $3, -1) ON CONFLICT DO NOTHING",
-        group_id,
-        topic,
-        partition,
-    )
-    row = await conn.fetchrow(
-        "SELECT next_offset, witness FROM kafka_consumer_offsets"
-        " WHERE group_id = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
-        group_id,
-        topic,
-        partition,
-    )
+    """The stored position, row-locked until the transaction ends (None: never stored).
+
+    One statement once the partition's row exists (every batch after its first); the first
+    inserts a placeholder row and locks it, so concurrent first batches queue on one row."""
+    row = await conn.fetchrow(_LOCK, group_id, topic, partition)
+    if row is None:
+        await conn.execute(
+            "INSERT INTO kafka_consumer_offsets (group_id, topic, partition, next_offset)"
+            " VALUES ($1, $2, $3, -1) ON CONFLICT DO NOTHING",
+            group_id,
+            topic,
+            partition,
+        )
+        row = await conn.fetchrow(_LOCK, group_id, topic, partition)
     if row is None or row["next_offset"] < 0:
         return None
     return StoredOffset(int(row["next_offset"]), row["witness"])

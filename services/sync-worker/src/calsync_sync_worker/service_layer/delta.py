@@ -141,7 +141,7 @@ class DeltaRunner(RoundLoop):
             await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
             return self._config.batch  # look again at once
         self._due_again = False
-        async with self._uow() as work:
+        async with self._uow.autocommit() as work:  # one statement
             claims = await work.sync.claim_rounds(self._owner, self._config.lease_s, room)
         due = claims.items
         if claims.left_due:

@@ -79,7 +79,7 @@ class SubscriptionManager(RoundLoop):
 
     async def round(self) -> int:
         """Lease due calendars and act on each; the number handled."""
-        async with self._uow() as work:
+        async with self._uow.autocommit() as work:  # one statement
             claims = await work.sync.claim_subscription_work(self._owner, self._lease_s, self.batch)
         if claims.left_due:
             self.look_again_in(HELD_ELSEWHERE_S)

@@ -101,7 +101,7 @@ class WriteBackRunner(RoundLoop):
         self._policy = Policy(backoff=self._config.backoff, max_backoff=self._config.max_backoff)
 
     async def round(self) -> int:
-        async with self._uow() as work:
+        async with self._uow.autocommit() as work:  # one statement
             claimed = await work.write_back.claim(
                 self._owner, self._config.lease_s, self._config.batch
             )
