@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from calsync_availability.domain.booking_calendars import Member
@@ -31,9 +32,13 @@ _DAY = timedelta(days=1)
 _SECOND = timedelta(seconds=1)
 
 
+@lru_cache(maxsize=65_536)
 def wall_clock_instant(day: date, minute: int, zone: ZoneInfo) -> datetime:
     """The first instant (UTC) at which the wall clock of ``zone`` on ``day`` reads ``minute``
-    minutes after midnight, or later (see the module's rule)."""
+    minutes after midnight, or later (see the module's rule).
+
+    Cached: a pure function of its arguments (a zone's rules are fixed for the process's life),
+    asked the same few hundred questions by every free-slots request on a calendar."""
     if minute >= 24 * 60:
         return wall_clock_instant(day + _DAY, minute - 24 * 60, zone)
     local = datetime.combine(day, time()) + timedelta(minutes=minute)
