@@ -74,6 +74,18 @@ TARGETS = {
     "booking_p99_ms": 50.0,
 }
 PHASES = ("busy", "free_slots", "booking")
+#: Columns of the projection tables as the seeds COPY them (records in this order).
+CONNECTION_COLUMNS = [
+    "connection_id", "version", "sub_account_id", "user_id", "status", "sync_preference",
+    "linked_calendar_id", "conflict_calendar_ids", "blocking_show_as", "time_zone", "changed_at",
+]  # fmt: skip
+FRESHNESS_COLUMNS = [
+    "connection_id", "calendar_id", "status", "subscription", "last_synced_at", "changed_at",
+]  # fmt: skip
+EVENT_COLUMNS = [
+    "connection_id", "calendar_id", "event_id", "during", "show_as", "is_all_day", "booking_id",
+    "ce_sequence",
+]  # fmt: skip
 OVERLAPS = """
 SELECT count(*) FROM bookings a JOIN bookings b
   ON a.sub_account_id = b.sub_account_id AND a.user_id = b.user_id
@@ -135,11 +147,7 @@ async def seed(dsn: str, users: int, per_user: int) -> dict[str, Any]:
     try:
         await conn.copy_records_to_table(
             "outlook_connections",
-            columns=[
-                "connection_id", "version", "sub_account_id", "user_id", "status",
-                "sync_preference", "linked_calendar_id", "conflict_calendar_ids",
-                "blocking_show_as", "time_zone", "changed_at",
-            ],
+            columns=CONNECTION_COLUMNS,
             records=[
                 (connection_id(u), 1, SUB, f"user-{u}", "active", "one_way", CALENDAR,
                  [CALENDAR], ["busy"], None, START)
@@ -149,8 +157,7 @@ async def seed(dsn: str, users: int, per_user: int) -> dict[str, Any]:
         now = datetime.now(UTC)
         await conn.copy_records_to_table(
             "outlook_calendar_freshness",
-            columns=["connection_id", "calendar_id", "status", "subscription", "last_synced_at",
-                     "changed_at"],
+            columns=FRESHNESS_COLUMNS,
             records=[(connection_id(u), CALENDAR, "healthy", "active", now, now)
                      for u in range(users)],
         )  # fmt: skip
@@ -171,10 +178,9 @@ async def seed(dsn: str, users: int, per_user: int) -> dict[str, Any]:
         for first in range(0, len(rows), 10_000):
             await conn.copy_records_to_table(
                 "outlook_events",
-                columns=["connection_id", "calendar_id", "event_id", "during", "show_as",
-                         "is_all_day", "booking_id", "ce_sequence"],
+                columns=EVENT_COLUMNS,
                 records=rows[first : first + 10_000],
-            )  # fmt: skip
+            )
         elapsed = time.perf_counter() - started
         await conn.execute("VACUUM ANALYZE")
     finally:

@@ -50,8 +50,19 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 from asyncpg import Range
-from availability_api_bench import AUTH, database, free_port, iso, loadavg, service
+from availability_api_bench import (
+    AUTH,
+    CONNECTION_COLUMNS,
+    EVENT_COLUMNS,
+    FRESHNESS_COLUMNS,
+    database,
+    free_port,
+    iso,
+    loadavg,
+    service,
+)
 from cryptography.hazmat.primitives import serialization
+from emulator_load import bench_users, wait_ready
 
 from calsync_common.http.auth import mint
 
@@ -143,18 +154,6 @@ def serve(port: int, key_pem: bytes, kid: str, users: list[dict[str, str]], coun
     app.router.add_get("/_bench/calendars", listed)
     freeze_startup_heap()
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-async def wait_ready(session: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(600):
-        try:
-            async with session.get(url) as r:
-                if r.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)  # process start-up and seeding
-    raise RuntimeError(f"{url} did not answer")
 
 
 def utc(graph_time: dict[str, str]) -> datetime:
@@ -263,26 +262,20 @@ async def seed_projection(
     try:
         await conn.copy_records_to_table(
             "outlook_connections",
-            columns=[
-                "connection_id", "version", "sub_account_id", "user_id", "status",
-                "sync_preference", "linked_calendar_id", "conflict_calendar_ids",
-                "blocking_show_as", "time_zone", "changed_at",
-            ],
+            columns=CONNECTION_COLUMNS,
             records=connections,
-        )  # fmt: skip
+        )
         await conn.copy_records_to_table(
             "outlook_calendar_freshness",
-            columns=["connection_id", "calendar_id", "status", "subscription", "last_synced_at",
-                     "changed_at"],
+            columns=FRESHNESS_COLUMNS,
             records=freshness,
-        )  # fmt: skip
+        )
         await conn.copy_records_to_table("outlook_calendar_sequences", records=sequences)
         await conn.copy_records_to_table(
             "outlook_events",
-            columns=["connection_id", "calendar_id", "event_id", "during", "show_as",
-                     "is_all_day", "booking_id", "ce_sequence"],
+            columns=EVENT_COLUMNS,
             records=rows,
-        )  # fmt: skip
+        )
         await conn.execute("VACUUM ANALYZE")
     finally:
         await conn.close()
@@ -347,15 +340,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     tenant = str(uuid.uuid4())
-    users = [
-        {
-            "id": str(uuid.uuid4()),
-            "tenant_id": tenant,
-            "user_principal_name": f"u{n}@bench.example",
-            "display_name": f"User {n}",
-        }
-        for n in range(args.users)
-    ]
+    users = bench_users(args.users, tenant)
     graph_tokens = [
         mint_access_token(
             key,
@@ -389,7 +374,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     try:
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
-            await wait_ready(session, f"{graph}/_bench/calendars")
+            await wait_ready(session, f"{graph}/_bench/calendars", timeout_s=60)
             async with session.get(f"{graph}/_bench/calendars") as r:
                 by_user = await r.json()
             calendars = [by_user[u["id"]] for u in users]

@@ -38,11 +38,13 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from emulator_load import (
     FullGcPauses,
+    bench_users,
     delta_load,
     free_port,
     get_load,
     notification_load,
     seed_calendar,
+    wait_ready,
     window_query,
 )
 
@@ -98,18 +100,6 @@ def serve(
     prof.dump_stats(profile_to)
 
 
-async def wait_ready(session: aiohttp.ClientSession, base: str) -> None:
-    for _ in range(200):
-        try:
-            async with session.get(f"{base}/healthz") as r:
-                if r.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.05)  # process start-up, not a readiness guess inside a test
-    raise RuntimeError("emulator did not start")
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from msgraph_emulator.graph.auth import SigningKey, mint_access_token
 
@@ -120,15 +110,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         serialization.NoEncryption(),
     )
     tenant = str(uuid.uuid4())
-    users = [
-        {
-            "id": str(uuid.uuid4()),
-            "tenant_id": tenant,
-            "user_principal_name": f"u{n}@bench.example",
-            "display_name": f"User {n}",
-        }
-        for n in range(args.users)
-    ]
+    users = bench_users(args.users, tenant)
 
     def tokens(phase: str) -> list[str]:
         """One app id per phase: each phase gets its own per app + mailbox budget."""
@@ -162,7 +144,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
-            await wait_ready(session, base)
+            await wait_ready(session, f"{base}/healthz")
             warm = tokens("warm-up")
             await get_load(session, warm, 1.0, calendars)
             await get_load(session, warm, 1.0, view, view_prefer)

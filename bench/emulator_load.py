@@ -11,6 +11,7 @@ import gc
 import random
 import socket
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,33 @@ from aiohttp import web
 CONCURRENCY = 4  # Outlook's per app + mailbox limit
 YEAR = datetime(2024, 1, 1, tzinfo=UTC)
 FMT = "%Y-%m-%dT%H:%M:%S"
+
+
+def bench_users(count: int, tenant: str) -> list[dict[str, str]]:
+    """``count`` emulator users of one tenant (``User`` fields), named u0, u1, ..."""
+    return [
+        {
+            "id": str(uuid.uuid4()),
+            "tenant_id": tenant,
+            "user_principal_name": f"u{n}@bench.example",
+            "display_name": f"User {n}",
+        }
+        for n in range(count)
+    ]
+
+
+async def wait_ready(session: aiohttp.ClientSession, url: str, timeout_s: float = 10.0) -> None:
+    """Until ``url`` answers 200 (a child process starting, and seeding)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            async with session.get(url) as r:
+                if r.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.05)  # process start-up, not a readiness guess inside a test
+    raise RuntimeError(f"{url} did not answer in {timeout_s:g} s")
 
 
 def free_port() -> int:

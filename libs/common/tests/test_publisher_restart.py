@@ -66,7 +66,11 @@ async def test_sending_through_a_broker_restart_works_again_once_the_broker_is_b
     sender = asyncio.create_task(keep_sending())
     renewed_before = _renewals()
     try:
-        await eventually(lambda: _true(outcomes["ok"] >= 300), timeout_s=30)
+
+        async def sending() -> bool:
+            return outcomes["ok"] >= 300
+
+        await eventually(sending, timeout_s=30)
         await asyncio.to_thread(local_infra, "kafka-stop")
         await asyncio.sleep(2)  # sends fail or wait while the broker is away
         await asyncio.to_thread(local_infra, "kafka-start")
@@ -85,7 +89,3 @@ async def test_sending_through_a_broker_restart_works_again_once_the_broker_is_b
     assert outcomes["ok"] >= ok_at_start + 300
     if outcomes["OutOfOrderSequenceNumber"]:
         assert _renewals() > renewed_before
-
-
-async def _true(value: bool) -> bool:
-    return value

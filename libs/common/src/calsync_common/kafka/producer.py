@@ -122,15 +122,14 @@ class EventPublisher:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(old.stop(), OLD_PRODUCER_STOP_S)
 
-    def _watch(self, fut: asyncio.Future[RecordMetadata]) -> None:
-        def check(done: asyncio.Future[RecordMetadata]) -> None:
-            if done.cancelled():
-                return
-            error = done.exception()
-            if isinstance(error, PRODUCER_STATE_ERRORS):
-                self._out_of_step = type(error).__name__
-
-        fut.add_done_callback(check)
+    def _note_result(self, done: asyncio.Future[RecordMetadata]) -> None:
+        """Done callback of every send: an error that leaves the producer out of step marks it
+        for replacement at the next send."""
+        if done.cancelled():
+            return
+        error = done.exception()
+        if isinstance(error, PRODUCER_STATE_ERRORS):
+            self._out_of_step = type(error).__name__
 
     async def publish(
         self, payload: EventPayload, *, subject: str | None = None, topic: str | None = None
@@ -165,7 +164,7 @@ class EventPublisher:
         fut: asyncio.Future[RecordMetadata] = await producer.send(
             topic, value=value, key=key, headers=headers
         )
-        self._watch(fut)
+        fut.add_done_callback(self._note_result)
         return fut
 
     async def send_raw(
@@ -174,7 +173,7 @@ class EventPublisher:
         """Send bytes as they are (dead-letter copies); trace context is added to the headers."""
         producer = await self._usable()
         fut = await producer.send(topic, value=value, key=key, headers=inject(headers))
-        self._watch(fut)
+        fut.add_done_callback(self._note_result)
         return await fut
 
     async def ready(self) -> None:

@@ -69,8 +69,8 @@ class PostgresUnitOfWork(Generic[W]):
         """The work on a pooled connection outside any transaction, each statement committing
         on its own: for a write that is one statement, such as a lease claim (one round trip
         instead of three: BEGIN, the statement, COMMIT). Its outbox refuses to be used."""
-        async with self._pool.acquire() as conn:
-            work = self._work_type(conn, self._source)
+        async with self.connection() as conn:
+            work = self.bind(conn)
             work.autocommit = True
             yield work
 
