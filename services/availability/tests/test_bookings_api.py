@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .bookings_harness import OVERLAPS, Harness, Member, at, serve, settings_for
+from .bookings_harness import ALL_WEEK, OVERLAPS, Harness, Member, at, serve, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -290,3 +290,46 @@ async def test_free_slots_subtract_bookings_and_outlook_time(h: Harness) -> None
         ("2030-01-07T13:00:00+01:00", ["ann", "bob"]),
     ]
     assert body["stale"] == []
+
+
+# --- the booking path's calendar cache: a cached calendar never decides an answer ------------
+
+
+async def test_a_calendar_changed_after_it_was_cached_books_by_the_stored_one(h: Harness) -> None:
+    ann = await h.member("ann")
+    await h.member("bob")
+    cal = await h.calendar("personal", ["ann"])
+    assert (await h.book(cal, at(9), at(10))).status == 201  # the calendar is cached now
+    await h.outlook_busy(ann, at(11), at(12))
+    await problem(await h.book(cal, at(11), at(12)), 409, "slot_unavailable")
+    # Another replica (here: the PUT, which leaves this replica's cache alone) gives the
+    # calendar to bob: ann's Outlook time no longer refuses, and the booking is bob's.
+    url = f"/v1/sub-accounts/{h.sub}/calendars/{cal}"
+    current = await (await h.client.get(url, headers=h.headers())).json()
+    body = {k: current[k] for k in ("name", "type", "slot_minutes")} | {
+        "members": [{"user_id": "bob", "time_zone": "UTC", "working_hours": ALL_WEEK}]
+    }
+    replaced = await h.client.put(url, json=body, headers=h.headers())
+    assert replaced.status == 200, await replaced.text()
+    resp = await h.book(cal, at(11), at(12))
+    assert resp.status == 201, await resp.text()
+    assert [m["user_id"] for m in (await resp.json())["members"]] == ["bob"]
+    # A buffer added since is kept: 12:00-13:00 now needs 11:00-13:00 free, and bob's booking
+    # holds 11:00-12:00.
+    buffered = body | {"buffer_before_minutes": 60}
+    replaced = await h.client.put(url, json=buffered, headers=h.headers())
+    assert replaced.status == 200, await replaced.text()
+    await problem(await h.book(cal, at(12), at(13)), 409, "slot_unavailable")
+
+
+async def test_a_calendar_deleted_after_it_was_cached_takes_no_booking(h: Harness) -> None:
+    await h.member("ann")
+    cal = await h.calendar("personal", ["ann"])
+    booked = await h.book(cal, at(9), at(10))
+    assert booked.status == 201
+    booking_url = f"/v1/sub-accounts/{h.sub}/bookings/{(await booked.json())['id']}"
+    assert (await h.client.delete(booking_url, headers=h.headers())).status == 200
+    url = f"/v1/sub-accounts/{h.sub}/calendars/{cal}"
+    assert (await h.client.delete(url, headers=h.headers())).status == 204
+    await problem(await h.book(cal, at(10), at(11)), 404, "calendar_not_found")
+    assert await h.pool.fetchval("SELECT count(*) FROM bookings WHERE status = 'confirmed'") == 0

@@ -59,6 +59,15 @@ async def conn(fresh_database: str) -> AsyncIterator[asyncpg.Connection]:
                       Range(START + timedelta(hours=7 * n), START + timedelta(hours=7 * n + 1)),
                       "busy", False, None, n + 1) for c in ids for n in range(EVENTS)],
         )  # fmt: skip
+        await connection.execute(
+            "INSERT INTO booking_calendars (calendar_id, sub_account_id, name, type, slot_length,"
+            " buffer_before, buffer_after, minimum_notice, outlook_conflicts, on_stale,"
+            " stale_after, version, created_at, updated_at)"
+            " SELECT gen_random_uuid(), $1, 'c' || n, 'personal', '1 hour', '0', '0', '0', true,"
+            " 'fail_closed', '15 minutes', 1, $2, $2 FROM generate_series(1, 2000) AS n",
+            SUB,
+            START,
+        )
         await connection.execute("ANALYZE")
         yield connection
     finally:
@@ -94,11 +103,13 @@ WINDOW = ("'2027-01-07T00:00:00Z'", "'2027-01-14T00:00:00Z'")
 
 
 @pytest.mark.parametrize("freshness", [True, False])
+@pytest.mark.parametrize("version", [True, False])
 async def test_the_busy_window_statement_reads_by_index(
-    conn: asyncpg.Connection, freshness: bool
+    conn: asyncpg.Connection, freshness: bool, version: bool
 ) -> None:
-    sql = member_busy_query._STATEMENTS[(True, freshness)]
-    plan = await generic_plan(conn, sql, f"'{SUB}'", "ARRAY['user-7']", *WINDOW)
+    sql = member_busy_query._STATEMENTS[(True, freshness, version)]
+    calendar = ["'0b6f6c1e-6a44-4bd4-9f44-1f1f9c9a2b10'"] if version else []
+    plan = await generic_plan(conn, sql, f"'{SUB}'", "ARRAY['user-7']", *WINDOW, *calendar)
     assert uses_parameters(plan)  # generic: planned without the values
     found = scans(plan)
     assert ("outlook_events", "outlook_events_busy") in {(r, i) for _, r, i in found}
@@ -107,6 +118,8 @@ async def test_the_busy_window_statement_reads_by_index(
         assert ("outlook_calendar_freshness", "outlook_calendar_freshness_pkey") in {
             (r, i) for _, r, i in found
         }
+    if version:  # the calendar's version by its key, never a scan of the calendars
+        assert ("booking_calendars", "booking_calendars_pkey") in {(r, i) for _, r, i in found}
 
 
 async def test_the_freshness_statement_looks_calendars_up_by_key(

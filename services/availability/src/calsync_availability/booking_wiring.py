@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from calsync_availability.adapters.availability_sources import ProjectionSources
+from calsync_availability.adapters.calendar_cache import CalendarCache
 from calsync_availability.entrypoints.bookings_api import BOOKINGS, QUERIES
 from calsync_availability.service_layer.availability_queries import AvailabilityQueries
 from calsync_availability.service_layer.booking_feedback import (
@@ -44,7 +45,7 @@ def wire_bookings(
     async def services(a: web.Application) -> AsyncIterator[None]:
         a[BOOKINGS] = Bookings(
             uow(a),
-            ProjectionSources(),
+            ProjectionSources(CalendarCache()),
             clock,
             idempotency_retention_s=settings.idempotency_retention_s,
         )

@@ -73,11 +73,15 @@ PROJECTION_CONSUMERS: tuple[_Consumer, ...] = (
 )
 
 
-#: Records a batch-applied consumer takes per fetch, so per transaction. 2,000 rather than the
-#: runner's 500: the runner's per-batch cost (offsets, sequences, commit) shared by four times
-#: as many events took the projection from 7,100 to 9,800 events/s in the bench; 5,000 gave
-#: 12,200 but holds the tables' write locks for about 0.4 s a batch.
-PROJECTION_BATCH = 2_000
+#: Records a batch-applied consumer takes per poll, shared by the partitions it fetched (each
+#: applied in its own transaction, side by side). The runner's per-transaction cost (offsets,
+#: sequences, commit, and the wait for the slowest partition before the next poll) is shared by
+#: more events the larger it is. Bench (150,000 events, calendar-events topic of 6 partitions,
+#: same run): 2,000 gave 22,400-23,000 events/s, 4,000 25,100, 6,000 27,600, 12,000 26,900.
+#: The cost: a transaction holds its members' locks until it commits, about 0.2 s at 6,000
+#: (1,000 records a partition) during a catch-up, so a booking of such a member waits that long
+#: at most. In steady state a poll brings what arrived since the last one: far fewer.
+PROJECTION_BATCH = 6_000
 
 
 def bootstrap(app: web.Application, settings: AvailabilitySettings) -> None:

@@ -2,6 +2,10 @@
 
 Binds :class:`service_layer.bookings.AvailabilitySources` to the modules that own those tables
 (``calendars_repository``, ``busy_queries``), translating their answers to the booking domain.
+Given a :class:`CalendarCache`, :meth:`ProjectionSources.calendar_unlocked` answers from it, and
+:meth:`ProjectionSources.window` checks every calendar it is given against the stored version
+in its own statement (``CalendarChanged`` when they differ), so a cached calendar never decides
+an answer.
 """
 
 from __future__ import annotations
@@ -12,14 +16,18 @@ from typing import Any
 from uuid import UUID
 
 from calsync_availability.adapters import busy_queries, member_busy_query
+from calsync_availability.adapters.calendar_cache import CalendarCache
 from calsync_availability.adapters.calendars_repository import load_calendar
 from calsync_availability.domain.booking_calendars import BookingCalendar
-from calsync_availability.domain.bookings import BusyInterval, MembersWindow
+from calsync_availability.domain.bookings import BusyInterval, CalendarChanged, MembersWindow
 from calsync_availability.domain.projection import CalendarFreshness
 from calsync_common.postgres import Connection
 
 
 class ProjectionSources:
+    def __init__(self, cache: CalendarCache | None = None) -> None:
+        self.cache = cache
+
     async def calendar(
         self, conn: Connection, sub_account_id: str, calendar_id: str
     ) -> BookingCalendar:
@@ -28,7 +36,18 @@ class ProjectionSources:
     async def calendar_unlocked(
         self, conn: Connection, sub_account_id: str, calendar_id: str
     ) -> BookingCalendar:
-        return await load_calendar(conn, sub_account_id, calendar_id)
+        if self.cache is None:
+            return await load_calendar(conn, sub_account_id, calendar_id)
+        try:
+            spelled = str(UUID(calendar_id))
+        except ValueError:
+            spelled = calendar_id  # load_calendar refuses it as not found
+        cached = self.cache.get(sub_account_id, spelled)
+        if cached is not None:
+            return cached
+        calendar = await load_calendar(conn, sub_account_id, calendar_id)
+        self.cache.put(calendar)
+        return calendar
 
     async def outlook_busy(
         self,
@@ -66,8 +85,13 @@ class ProjectionSources:
         outlook = calendar.outlook_conflicts
         policed = outlook and calendar.on_stale != "proceed"
         found = await member_busy_query.members_window(
-            conn, sub_account_id, user_ids, start, end, outlook=outlook, freshness=policed
-        )
+            conn, sub_account_id, user_ids, start, end, outlook=outlook, freshness=policed,
+            calendar_id=calendar.id,
+        )  # fmt: skip
+        if found.calendar_version != calendar.version:
+            if self.cache is not None:
+                self.cache.drop(calendar.sub_account_id, str(calendar.id))
+            raise CalendarChanged()
         stale: dict[str, list[dict[str, Any]]] = {}
         for f in found.calendars:
             if f.is_stale(now, calendar.stale_after):

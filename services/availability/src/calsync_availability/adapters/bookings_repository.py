@@ -37,11 +37,30 @@ _LOCK_MEMBERS = (
     + MEMBER_KEY.format(sub="$1::text", user="u")
     + " AS k FROM unnest($2::text[]) AS u ORDER BY k) AS keys"
 )
+# The same, after holding the booking calendar against deletion (FOR KEY SHARE, which an update
+# of its fields does not wait for), in the same round trip.
+_LOCK_CALENDAR_AND_MEMBERS = (
+    "WITH calendar AS (SELECT 1 FROM booking_calendars"  # noqa: S608 (constants only)
+    " WHERE calendar_id = $3 AND sub_account_id = $1 FOR KEY SHARE)"
+    " SELECT (SELECT count(*) FROM calendar), count(*) FROM (" + _LOCK_MEMBERS + ") AS locked"
+)
 
 
-async def lock_members(conn: Connection, sub_account_id: str, user_ids: Iterable[str]) -> None:
-    """Exclusive transaction-level locks on the members (see :data:`_LOCK_MEMBERS`)."""
-    await conn.execute(_LOCK_MEMBERS, sub_account_id, sorted(set(user_ids)))
+async def lock_members(
+    conn: Connection,
+    sub_account_id: str,
+    user_ids: Iterable[str],
+    *,
+    calendar_id: UUID | None = None,
+) -> None:
+    """Exclusive transaction-level locks on the members (see :data:`_LOCK_MEMBERS`); with
+    ``calendar_id``, that booking calendar held against deletion first, in the same statement
+    (whether it is still there is for the caller's read of its version to tell)."""
+    members = sorted(set(user_ids))
+    if calendar_id is None:
+        await conn.execute(_LOCK_MEMBERS, sub_account_id, members)
+    else:
+        await conn.execute(_LOCK_CALENDAR_AND_MEMBERS, sub_account_id, members, calendar_id)
 
 
 # --- holds -----------------------------------------------------------------------------------

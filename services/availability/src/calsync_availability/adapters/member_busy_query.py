@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 from asyncpg import Record
 
@@ -25,7 +26,7 @@ from calsync_common.postgres import Connection
 
 _OUTLOOK = f"""
 SELECT 'outlook', c.user_id, lower(e.during), upper(e.during), e.connection_id, e.calendar_id,
-       e.event_id, e.show_as, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+       e.event_id, e.show_as, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM outlook_connections c
 JOIN outlook_events e ON e.connection_id = c.connection_id
 WHERE c.sub_account_id = $1 AND c.user_id = ANY ($2::text[])
@@ -38,14 +39,15 @@ SELECT 'booking' AS kind, b.user_id, lower(b.during) AS start, upper(b.during) A
        NULL::uuid AS connection_id, NULL::text AS calendar_id, NULL::text AS event_id,
        NULL::text AS show_as, b.group_id AS booking_id, NULL::text AS connection_status,
        NULL::text AS status, NULL::text AS subscription, NULL::timestamptz AS last_synced_at,
-       NULL::text AS last_error, NULL::timestamptz AS changed_at
+       NULL::text AS last_error, NULL::timestamptz AS changed_at,
+       NULL::integer AS calendar_version
 FROM bookings b
 WHERE b.sub_account_id = $1 AND b.user_id = ANY ($2::text[]) AND b.status = 'confirmed'
   AND b.during && tstzrange($3, $4)
 """
 _FRESHNESS = """
 SELECT 'calendar', c.user_id, NULL, NULL, c.connection_id, cal.calendar_id, NULL, NULL, NULL,
-       c.status, f.status, f.subscription, f.last_synced_at, f.last_error, f.changed_at
+       c.status, f.status, f.subscription, f.last_synced_at, f.last_error, f.changed_at, NULL
 FROM outlook_connections c
 CROSS JOIN LATERAL unnest(c.conflict_calendar_ids) AS cal(calendar_id)
 LEFT JOIN LATERAL (  -- by primary key; LIMIT keeps it a lookup, not a hash of the table
@@ -54,16 +56,29 @@ LEFT JOIN LATERAL (  -- by primary key; LIMIT keeps it a lookup, not a hash of t
 ) f ON true
 WHERE c.sub_account_id = $1 AND c.user_id = ANY ($2::text[]) AND c.status <> 'disconnected'
 """
-#: (outlook, freshness) → the statement. The bookings part is always there and first: it names
-#: and types the columns, and types $3 and $4.
+#: The booking calendar's stored version, read in the same snapshot as the time: a calendar the
+#: caller planned with (perhaps from ``calendar_cache``) is the stored one only if they agree.
+_CALENDAR_VERSION = """
+SELECT 'calendar_version', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, k.version
+FROM booking_calendars k WHERE k.calendar_id = $5 AND k.sub_account_id = $1
+"""
+#: (outlook, freshness, calendar version) → the statement. The bookings part is always there
+#: and first: it names and types the columns, and types $3 and $4.
 _STATEMENTS = {
-    (outlook, freshness): " UNION ALL ".join(
+    (outlook, freshness, version): " UNION ALL ".join(
         part
-        for part, wanted in ((_BOOKINGS, True), (_OUTLOOK, outlook), (_FRESHNESS, freshness))
+        for part, wanted in (
+            (_BOOKINGS, True),
+            (_OUTLOOK, outlook),
+            (_FRESHNESS, freshness),
+            (_CALENDAR_VERSION, version),
+        )
         if wanted
     )
     for outlook in (False, True)
     for freshness in (False, True)
+    for version in (False, True)
 }
 
 
@@ -73,6 +88,8 @@ class Window:
     busy: list[BusyInterval]
     #: (When asked) the Conflict Calendars of the members' live connections.
     calendars: list[CalendarFreshness]
+    #: (When asked) the booking calendar's stored version; None when it is gone.
+    calendar_version: int | None = None
 
 
 async def members_window(
@@ -84,15 +101,22 @@ async def members_window(
     *,
     outlook: bool,
     freshness: bool,
+    calendar_id: UUID | None = None,
 ) -> Window:
-    """What is known of the members over ``[start, end)``, in one round trip."""
-    sql = _STATEMENTS[(outlook, freshness)]
-    rows = await conn.fetch(sql, sub_account_id, list(user_ids), start, end)
+    """What is known of the members over ``[start, end)``, in one round trip; with
+    ``calendar_id``, that booking calendar's stored version too."""
+    args: list[object] = [sub_account_id, list(user_ids), start, end]
+    if calendar_id is not None:
+        args.append(calendar_id)
+    rows = await conn.fetch(_STATEMENTS[(outlook, freshness, calendar_id is not None)], *args)
     busy: list[BusyInterval] = []
     calendars: list[CalendarFreshness] = []
+    version: int | None = None
     for r in rows:
         if r["kind"] == "calendar":
             calendars.append(_freshness(r))
+        elif r["kind"] == "calendar_version":
+            version = r["calendar_version"]
         else:
             busy.append(
                 BusyInterval(
@@ -101,7 +125,7 @@ async def members_window(
                     calendar_id=r["calendar_id"], event_id=r["event_id"], show_as=r["show_as"],
                 )
             )  # fmt: skip
-    return Window(busy, calendars)
+    return Window(busy, calendars, version)
 
 
 async def members_busy_spans(
@@ -116,7 +140,7 @@ async def members_busy_spans(
 ) -> tuple[dict[str, list[Busy]], list[CalendarFreshness]]:
     """:func:`members_window` for free slots: busy time as the slot computation takes it
     (times and whether from Outlook, per member), without building each interval's details."""
-    sql = _STATEMENTS[(outlook, freshness)]
+    sql = _STATEMENTS[(outlook, freshness, False)]
     rows = await conn.fetch(sql, sub_account_id, list(user_ids), start, end)
     busy: dict[str, list[Busy]] = {u: [] for u in user_ids}
     calendars: list[CalendarFreshness] = []

@@ -96,6 +96,11 @@ REPLAYABLE_ELSEWHERE = (CalendarNotFound, OutlookNotSupportedForEventCalendars)
 # --- values ----------------------------------------------------------------------------------
 
 
+class CalendarChanged(Exception):
+    """The calendar an attempt was planned with is no longer the stored one (its version moved,
+    or it is gone): plan the attempt again from the stored calendar. Never an answer."""
+
+
 @dataclass(frozen=True)
 class BusyInterval:
     """Time a member cannot be booked: a confirmed booking or blocking Outlook time."""

@@ -64,6 +64,7 @@ from calsync_availability.domain.bookings import (
     BookingError,
     BookingNotFound,
     BusyInterval,
+    CalendarChanged,
     CalendarSyncStale,
     Conflict,
     Hold,
@@ -95,6 +96,7 @@ from calsync_common.contracts.bookings import (
 from calsync_common.loops import RoundLoop
 from calsync_common.postgres import Connection
 from calsync_common.postgres.uow import PostgresUnitOfWork, PostgresWork
+from calsync_common.transient import RetryLater
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,7 @@ RETRYABLE = (
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
     asyncpg.ExclusionViolationError,
+    CalendarChanged,
 )
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -122,7 +125,8 @@ class AvailabilitySources(Protocol):
     async def calendar_unlocked(
         self, conn: Connection, sub_account_id: str, calendar_id: str
     ) -> BookingCalendar:
-        """The calendar as committed now, without a lock; CalendarNotFound."""
+        """The calendar without a lock, perhaps as this replica last read it (only
+        :meth:`window` vouches for it); CalendarNotFound."""
         ...
 
     async def outlook_busy(
@@ -146,7 +150,9 @@ class AvailabilitySources(Protocol):
     ) -> MembersWindow:
         """In one read: the members' confirmed bookings and, where the calendar uses them,
         blocking Outlook time over ``[start, end)``; and, under a ``fail_closed`` stale policy,
-        the members whose Conflict Calendars are staler than the calendar allows."""
+        the members whose Conflict Calendars are staler than the calendar allows.
+        :class:`CalendarChanged` when ``calendar`` is not the stored version (in the same
+        read): the attempt was planned with another calendar than the one that holds now."""
         ...
 
     async def sync_preference(
@@ -254,21 +260,22 @@ class Bookings:
     ) -> Answer | None:
         """Time already taken is refused before any transaction or lock: what this read sees
         committed was taken when it ran, so ``409`` is a true answer whatever commits next. On
-        a hot slot most attempts end here, in three statements (the calendar, the members'
-        time, the key with its answer), instead of queueing behind the members' locks to learn
-        the same. None: the booking may succeed, or another answer is due (an error, a key
+        a hot slot most attempts end here, in two statements (the members' time with the
+        calendar's version, the key with its answer; the calendar itself usually comes from
+        this replica's cache), instead of queueing behind the members' locks to learn the
+        same. None: the booking may succeed, or another answer is due (an error, a key
         already used): the transaction of :meth:`book` decides, from the start."""
         async with self.uow.connection() as conn:
             try:
-                plan = await self._plan(conn, sub_account_id, new, lock=False)
+                plan = await self._plan(conn, sub_account_id, new)
                 eligible, busy = await self._read(
                     conn, plan.calendar, plan.candidates, plan.all_of_them, plan.window, plan.now
                 )
                 _free_members(plan.window, plan.all_of_them, eligible, busy)
             except SlotUnavailable as exc:
                 status, body = render(exc)
-            except AvailabilityError:
-                return None
+            except (AvailabilityError, CalendarChanged):
+                return None  # the transaction plans from the stored calendar
             else:
                 return None
             stored = await repo.store_first_answer(
@@ -276,18 +283,14 @@ class Bookings:
             )
         return Answer(status, body) if stored else None
 
-    async def _plan(
-        self, conn: Connection, sub_account_id: str, new: NewBooking, *, lock: bool
-    ) -> _Plan:
-        """The calendar (held against deletion when ``lock``), the members that may take the
-        booking and the time it blocks; or the error that refuses it before any read of time."""
+    async def _plan(self, conn: Connection, sub_account_id: str, new: NewBooking) -> _Plan:
+        """The calendar (perhaps cached: the read of time checks its version), the members
+        that may take the booking and the time it blocks; or the error that refuses it before
+        any read of time."""
         check_times(new.start, new.end)
-        if lock:
-            calendar = await self.sources.calendar(conn, sub_account_id, new.booking_calendar_id)
-        else:
-            calendar = await self.sources.calendar_unlocked(
-                conn, sub_account_id, new.booking_calendar_id
-            )
+        calendar = await self.sources.calendar_unlocked(
+            conn, sub_account_id, new.booking_calendar_id
+        )
         if new.use_outlook_conflicts:
             require_outlook_supported(calendar)
         candidates, all_of_them = members_to_hold(calendar, new.user_id)
@@ -303,12 +306,14 @@ class Bookings:
         members' locks, four round trips with the commit (each one holds every attempt queued
         on those members)."""
         conn = work.connection
-        plan = await self._plan(conn, sub_account_id, new, lock=True)
+        plan = await self._plan(conn, sub_account_id, new)
         calendar, candidates, all_of_them = plan.calendar, plan.candidates, plan.all_of_them
         window, now = plan.window, plan.now
-        # The members locked, then their time read: the exact check (a lock-free one refused
-        # what was already taken, see _refused_at_once).
-        await repo.lock_members(conn, sub_account_id, candidates)
+        # The calendar held against deletion and the members locked, in one statement; then
+        # their time read with the calendar's version (CalendarChanged: planned again, from the
+        # stored calendar): the exact check (a lock-free one refused what was already taken,
+        # see _refused_at_once).
+        await repo.lock_members(conn, sub_account_id, candidates, calendar_id=calendar.id)
         eligible, busy = await self._read(conn, calendar, candidates, all_of_them, window, now)
         free = _free_members(window, all_of_them, eligible, busy)
         if all_of_them:
@@ -473,6 +478,8 @@ class Bookings:
                 if n == MAX_ATTEMPTS:
                     if isinstance(exc, asyncpg.ExclusionViolationError):
                         raise SlotUnavailable("the slot was taken meanwhile") from None
+                    if isinstance(exc, CalendarChanged):
+                        raise RetryLater("the booking calendar kept changing") from exc
                     raise
                 log.info("booking transaction retried", extra={"error": type(exc).__name__})
                 await asyncio.sleep(random.uniform(0, 0.002 * n))  # noqa: S311 (jitter)
