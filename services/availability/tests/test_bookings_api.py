@@ -333,3 +333,25 @@ async def test_a_calendar_deleted_after_it_was_cached_takes_no_booking(h: Harnes
     assert (await h.client.delete(url, headers=h.headers())).status == 204
     await problem(await h.book(cal, at(10), at(11)), 404, "calendar_not_found")
     assert await h.pool.fetchval("SELECT count(*) FROM bookings WHERE status = 'confirmed'") == 0
+
+
+async def test_free_slots_follow_a_calendar_changed_after_it_was_cached(h: Harness) -> None:
+    await h.member("ann")
+    cal = await h.calendar("personal", ["ann"])
+    url = f"/v1/sub-accounts/{h.sub}/calendars/{cal}"
+    query = {"start": at(9).isoformat(), "end": at(11).isoformat()}
+
+    async def slot_starts() -> list[str]:
+        resp = await h.client.get(f"{url}/free-slots", params=query, headers=h.headers())
+        assert resp.status == 200, await resp.text()
+        return [s["start"] for s in (await resp.json())["slots"]]
+
+    assert await slot_starts() == [at(9).isoformat(), at(10).isoformat()]  # cached now
+    current = await (await h.client.get(url, headers=h.headers())).json()
+    body = {k: current[k] for k in ("name", "type", "members")} | {"slot_minutes": 30}
+    replaced = await h.client.put(url, json=body, headers=h.headers())
+    assert replaced.status == 200, await replaced.text()
+    assert await slot_starts() == [at(h).isoformat() for h in (9, 9.5, 10, 10.5)]
+    assert (await h.client.delete(url, headers=h.headers())).status == 204
+    resp = await h.client.get(f"{url}/free-slots", params=query, headers=h.headers())
+    await problem(resp, 404, "calendar_not_found")

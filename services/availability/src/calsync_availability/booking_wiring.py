@@ -43,14 +43,18 @@ def wire_bookings(
         return PostgresUnitOfWork(a[POOL], source, PostgresWork)
 
     async def services(a: web.Application) -> AsyncIterator[None]:
+        calendars = CalendarCache()  # one per replica, for the POST and free slots
         a[BOOKINGS] = Bookings(
             uow(a),
-            ProjectionSources(CalendarCache()),
+            ProjectionSources(calendars),
             clock,
             idempotency_retention_s=settings.idempotency_retention_s,
         )
         a[QUERIES] = AvailabilityQueries(
-            a[POOL], clock, stale_after=timedelta(seconds=settings.busy_stale_after_s)
+            a[POOL],
+            clock,
+            stale_after=timedelta(seconds=settings.busy_stale_after_s),
+            calendars=calendars,
         )
         yield
 

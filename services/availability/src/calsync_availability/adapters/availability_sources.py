@@ -49,6 +49,11 @@ class ProjectionSources:
         self.cache.put(calendar)
         return calendar
 
+    def forget(self, calendar: BookingCalendar) -> None:
+        """Drop ``calendar`` from the cache (it is no longer the stored one)."""
+        if self.cache is not None:
+            self.cache.drop(calendar.sub_account_id, str(calendar.id))
+
     async def outlook_busy(
         self,
         conn: Connection,
@@ -89,8 +94,7 @@ class ProjectionSources:
             calendar_id=calendar.id,
         )  # fmt: skip
         if found.calendar_version != calendar.version:
-            if self.cache is not None:
-                self.cache.drop(calendar.sub_account_id, str(calendar.id))
+            self.forget(calendar)
             raise CalendarChanged()
         stale: dict[str, list[dict[str, Any]]] = {}
         for f in found.calendars:

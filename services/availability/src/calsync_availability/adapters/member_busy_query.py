@@ -128,6 +128,16 @@ async def members_window(
     return Window(busy, calendars, version)
 
 
+@dataclass(frozen=True)
+class Spans:
+    """:class:`Window` as the slot computation takes it."""
+
+    #: Busy time per member: times and whether from Outlook.
+    busy: dict[str, list[Busy]]
+    calendars: list[CalendarFreshness]
+    calendar_version: int | None = None
+
+
 async def members_busy_spans(
     conn: Connection,
     sub_account_id: str,
@@ -137,20 +147,26 @@ async def members_busy_spans(
     *,
     outlook: bool,
     freshness: bool,
-) -> tuple[dict[str, list[Busy]], list[CalendarFreshness]]:
+    calendar_id: UUID | None = None,
+) -> Spans:
     """:func:`members_window` for free slots: busy time as the slot computation takes it
     (times and whether from Outlook, per member), without building each interval's details."""
-    sql = _STATEMENTS[(outlook, freshness, False)]
-    rows = await conn.fetch(sql, sub_account_id, list(user_ids), start, end)
+    args: list[object] = [sub_account_id, list(user_ids), start, end]
+    if calendar_id is not None:
+        args.append(calendar_id)
+    rows = await conn.fetch(_STATEMENTS[(outlook, freshness, calendar_id is not None)], *args)
     busy: dict[str, list[Busy]] = {u: [] for u in user_ids}
     calendars: list[CalendarFreshness] = []
+    version: int | None = None
     for r in rows:
         kind, user_id, begins, ends = r[0], r[1], r[2], r[3]
         if kind == "calendar":
             calendars.append(_freshness(r))
+        elif kind == "calendar_version":
+            version = r["calendar_version"]
         else:
             busy.setdefault(user_id, []).append(Busy(begins, ends, kind == "outlook"))
-    return busy, calendars
+    return Spans(busy, calendars, version)
 
 
 def _freshness(r: Record) -> CalendarFreshness:

@@ -2,7 +2,9 @@
 
 Reads take one pooled connection and no transaction (each statement sees what is committed;
 nothing here needs a consistent snapshot across statements, and BEGIN/COMMIT would add two round
-trips to the busiest endpoint).
+trips to the busiest endpoint). Free slots take the calendar from the replica's cache when it is
+there; the statement that reads the hosts' time reads its stored version too, and a calendar
+that moved is read again, so an answer is always the stored calendar's.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import asyncpg
 
 from calsync_availability.adapters import member_busy_query
 from calsync_availability.adapters.availability_sources import ProjectionSources, freshness_json
-from calsync_availability.adapters.calendars_repository import load_calendar
+from calsync_availability.adapters.calendar_cache import CalendarCache
 from calsync_availability.domain.booking_calendars import BookingCalendar
 from calsync_availability.domain.bookings import BusyInterval
 from calsync_availability.domain.errors import InvalidWindow
@@ -27,6 +29,11 @@ from calsync_availability.domain.slots import (
     free_slots,
     require_outlook_supported,
 )
+from calsync_common.transient import RetryLater
+
+#: Reads of a calendar and its hosts' time before giving up on a calendar that keeps changing
+#: (each read after the first is from the database: the cached calendar was dropped).
+CALENDAR_READS = 3
 
 
 @dataclass(frozen=True)
@@ -56,11 +63,12 @@ class AvailabilityQueries:
         clock: Callable[[], datetime],
         *,
         stale_after: timedelta,
+        calendars: CalendarCache | None = None,
     ) -> None:
         self.pool = pool
         self.clock = clock
         self.stale_after = stale_after
-        self.sources = ProjectionSources()
+        self.sources = ProjectionSources(calendars)
 
     async def member_busy(
         self, sub_account_id: str, user_id: str, start: datetime, end: datetime
@@ -90,20 +98,27 @@ class AvailabilityQueries:
         check_window(start, end)
         now = self.clock()
         async with self.pool.acquire() as conn:
-            calendar = await load_calendar(conn, sub_account_id, calendar_id)
-            if include_outlook:
-                require_outlook_supported(calendar)
-            hosts = [m.user_id for m in calendar.hosts]
-            # Busy time a buffer away from the window still shortens slots inside it.
-            wide_start = start - calendar.buffer_after
-            wide_end = end + calendar.buffer_before
-            outlook = calendar.outlook_conflicts and include_outlook is not False
-            busy, calendars = await member_busy_query.members_busy_spans(
-                conn, sub_account_id, hosts, wide_start, wide_end, outlook=outlook,
-                freshness=outlook,
-            )  # fmt: skip
+            for _ in range(CALENDAR_READS):
+                calendar = await self.sources.calendar_unlocked(conn, sub_account_id, calendar_id)
+                if include_outlook:
+                    require_outlook_supported(calendar)
+                hosts = [m.user_id for m in calendar.hosts]
+                # Busy time a buffer away from the window still shortens slots inside it.
+                wide_start = start - calendar.buffer_after
+                wide_end = end + calendar.buffer_before
+                outlook = calendar.outlook_conflicts and include_outlook is not False
+                found = await member_busy_query.members_busy_spans(
+                    conn, sub_account_id, hosts, wide_start, wide_end, outlook=outlook,
+                    freshness=outlook, calendar_id=calendar.id,
+                )  # fmt: skip
+                if found.calendar_version == calendar.version:
+                    break
+                self.sources.forget(calendar)  # changed or gone: read it again
+            else:
+                raise RetryLater("the booking calendar kept changing")
+        busy = found.busy
         stale: dict[str, list[dict[str, Any]]] = {}
-        for f in calendars:
+        for f in found.calendars:
             if f.is_stale(now, calendar.stale_after):
                 stale.setdefault(f.user_id, []).append(freshness_json(f))
         slots = free_slots(calendar, busy, start=start, end=end, now=now)
