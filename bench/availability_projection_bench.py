@@ -45,6 +45,7 @@ from calsync_availability.bootstrap import (
     PROJECTION_BATCH,
     PROJECTION_CONSUMERS,
     SERVICE,
+    SESSION,
     SOURCE,
 )
 from calsync_availability.service_layer.projections import apply_calendar_records
@@ -86,7 +87,11 @@ async def database(admin_dsn: str) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
     dsn = f"{admin_dsn.rpartition('/')[0]}/{name}"
     try:
         await upgrade(dsn, SERVICE, MIGRATIONS)
-        async with asyncpg.create_pool(dsn, min_size=2, max_size=20) as pool:
+        # The service's own session parameters (generic plans), so its statements run the
+        # plans they run in production.
+        async with asyncpg.create_pool(
+            dsn, min_size=2, max_size=20, server_settings=SESSION
+        ) as pool:
             yield dsn, pool
     finally:
         conn = await asyncpg.connect(admin_dsn)

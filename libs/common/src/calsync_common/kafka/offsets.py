@@ -127,6 +127,19 @@ async def advance_sequence(
     return bool(applied)
 
 
+#: The stored sequences of a batch's keys, each looked up by the whole primary key. LIMIT keeps
+#: the LATERAL a lookup per key. As a plain join it read every key of the group and topic (a
+#: hash join, growing with all the keys ever seen), or, under a generic plan made without
+#: statistics, compared every batch key with every stored one in a nested loop: 100 ms for
+#: 1,000 keys against 3,000 stored, 2.2 ms as lookups (``tests/test_sequence_lookup.py``).
+_BATCH_SEQUENCES = (
+    "SELECT b.source, b.key, s.last_sequence FROM unnest($3::text[], $4::text[]) AS b(source, key)"
+    " CROSS JOIN LATERAL (SELECT last_sequence FROM kafka_consumer_sequences k"
+    "   WHERE k.group_id = $1 AND k.topic = $2 AND k.source = b.source AND k.key = b.key"
+    "   LIMIT 1) AS s"
+)
+
+
 async def advance_sequences(
     conn: Connection,
     group_id: str,
@@ -141,10 +154,7 @@ async def advance_sequences(
         return [True] * len(entries)
     pairs = sorted({(source, key) for source, key, _ in keyed})
     rows = await conn.fetch(
-        "SELECT s.source, s.key, s.last_sequence FROM kafka_consumer_sequences s"
-        " JOIN unnest($3::text[], $4::text[]) AS b(source, key)"
-        " ON s.source = b.source AND s.key = b.key"
-        " WHERE s.group_id = $1 AND s.topic = $2",
+        _BATCH_SEQUENCES,
         group_id,
         topic,
         [p[0] for p in pairs],
