@@ -355,3 +355,24 @@ async def test_free_slots_follow_a_calendar_changed_after_it_was_cached(h: Harne
     assert (await h.client.delete(url, headers=h.headers())).status == 204
     resp = await h.client.get(f"{url}/free-slots", params=query, headers=h.headers())
     await problem(resp, 404, "calendar_not_found")
+
+
+async def test_a_calendar_replaced_through_another_replica_books_by_the_stored_one(
+    h: Harness,
+) -> None:
+    ann = await h.member("ann")
+    await h.member("bob")
+    cal = await h.calendar("personal", ["ann"])
+    await h.outlook_busy(ann, at(11), at(12))
+    await problem(await h.book(cal, at(11), at(12)), 409, "slot_unavailable")  # cached here
+    url = f"/v1/sub-accounts/{h.sub}/calendars/{cal}"
+    async for other in serve(h.settings):  # a second replica on the same database
+        current = await (await other.client.get(url, headers=h.headers())).json()
+        body = {k: current[k] for k in ("name", "type", "slot_minutes")} | {
+            "members": [{"user_id": "bob", "time_zone": "UTC", "working_hours": ALL_WEEK}]
+        }
+        replaced = await other.client.put(url, json=body, headers=h.headers())
+        assert replaced.status == 200, await replaced.text()
+    resp = await h.book(cal, at(11), at(12))
+    assert resp.status == 201, await resp.text()
+    assert [m["user_id"] for m in (await resp.json())["members"]] == ["bob"]

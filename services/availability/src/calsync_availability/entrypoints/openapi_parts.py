@@ -41,8 +41,9 @@ AUTH_PROBLEMS = {
     "401": problem("No valid bearer token (unauthenticated)"),
     "403": problem("The token does not grant this sub-account (forbidden)"),
     "503": problem(
-        "PostgreSQL or Kafka is unavailable (a restart, a failover) or timed out; try again"
-        " after Retry-After (dependency_unavailable)"
+        "PostgreSQL or Kafka is unavailable (a restart, a failover) or timed out, or what the"
+        " request reads kept changing under it (a booking calendar replaced again and again);"
+        " try again after Retry-After (dependency_unavailable)"
     ),
 }
 #: Answers of a route that reads a JSON body, before its own rules.
