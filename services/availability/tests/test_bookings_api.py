@@ -376,3 +376,43 @@ async def test_a_calendar_replaced_through_another_replica_books_by_the_stored_o
     resp = await h.book(cal, at(11), at(12))
     assert resp.status == 201, await resp.text()
     assert [m["user_id"] for m in (await resp.json())["members"]] == ["bob"]
+
+
+async def test_a_refusal_by_a_cached_calendar_is_checked_against_the_stored_one(
+    h: Harness,
+) -> None:
+    await h.member("ann")
+    monday_nine_to_five = [{"day": "monday", "start": "09:00", "end": "17:00"}]
+    members = [{"user_id": "ann", "time_zone": "UTC", "working_hours": monday_nine_to_five}]
+    cal = await h.calendar("personal", ["ann"], members=members)
+    assert (await h.book(cal, at(9), at(10))).status == 201  # cached here
+    url = f"/v1/sub-accounts/{h.sub}/calendars/{cal}"
+    current = await (await h.client.get(url, headers=h.headers())).json()
+    body = {k: current[k] for k in ("name", "type", "slot_minutes")} | {
+        "members": [{"user_id": "ann", "time_zone": "UTC", "working_hours": ALL_WEEK}]
+    }
+    replaced = await h.client.put(url, json=body, headers=h.headers())
+    assert replaced.status == 200, await replaced.text()
+    # 20:00 is outside the cached calendar's hours, inside the stored one's: booked, and the
+    # key's answer is the booking, not a refusal made from the old hours.
+    key = uuid.uuid4().hex
+    resp = await h.book(cal, at(20), at(21), key=key)
+    assert resp.status == 201, await resp.text()
+    again = await h.book(cal, at(20), at(21), key=key)
+    assert (again.status, await again.json()) == (201, await resp.json())
+
+
+async def test_free_slots_judge_the_event_rule_by_the_stored_calendar(h: Harness) -> None:
+    await h.member("ann")
+    cal = await h.calendar("event", ["ann"])
+    url = f"/v1/sub-accounts/{h.sub}/calendars/{cal}"
+    query = {"start": at(9).isoformat(), "end": at(11).isoformat()}
+    slots = await h.client.get(f"{url}/free-slots", params=query, headers=h.headers())
+    assert slots.status == 200, await slots.text()  # cached here, as an event calendar
+    current = await (await h.client.get(url, headers=h.headers())).json()
+    body = {k: current[k] for k in ("name", "members", "slot_minutes")} | {"type": "personal"}
+    replaced = await h.client.put(url, json=body, headers=h.headers())
+    assert replaced.status == 200, await replaced.text()
+    with_outlook = query | {"include_outlook": "true"}
+    slots = await h.client.get(f"{url}/free-slots", params=with_outlook, headers=h.headers())
+    assert slots.status == 200, await slots.text()

@@ -49,6 +49,16 @@ class ProjectionSources:
         self.cache.put(calendar)
         return calendar
 
+    async def vouch(self, conn: Connection, calendar: BookingCalendar) -> None:
+        stored = await conn.fetchval(
+            "SELECT version FROM booking_calendars WHERE calendar_id = $1 AND sub_account_id = $2",
+            calendar.id,
+            calendar.sub_account_id,
+        )
+        if stored != calendar.version:
+            self.forget(calendar)
+            raise CalendarChanged()
+
     def forget(self, calendar: BookingCalendar) -> None:
         """Drop ``calendar`` from the cache (it is no longer the stored one)."""
         if self.cache is not None:

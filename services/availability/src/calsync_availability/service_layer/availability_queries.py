@@ -100,8 +100,6 @@ class AvailabilityQueries:
         async with self.pool.acquire() as conn:
             for _ in range(CALENDAR_READS):
                 calendar = await self.sources.calendar_unlocked(conn, sub_account_id, calendar_id)
-                if include_outlook:
-                    require_outlook_supported(calendar)
                 hosts = [m.user_id for m in calendar.hosts]
                 # Busy time a buffer away from the window still shortens slots inside it.
                 wide_start = start - calendar.buffer_after
@@ -116,6 +114,8 @@ class AvailabilityQueries:
                 self.sources.forget(calendar)  # changed or gone: read it again
             else:
                 raise RetryLater("the booking calendar kept changing")
+        if include_outlook:  # the stored calendar's type, not a cached one's
+            require_outlook_supported(calendar)
         busy = found.busy
         stale: dict[str, list[dict[str, Any]]] = {}
         for f in found.calendars:

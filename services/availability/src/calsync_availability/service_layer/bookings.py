@@ -126,7 +126,11 @@ class AvailabilitySources(Protocol):
         self, conn: Connection, sub_account_id: str, calendar_id: str
     ) -> BookingCalendar:
         """The calendar without a lock, perhaps as this replica last read it (only
-        :meth:`window` vouches for it); CalendarNotFound."""
+        :meth:`window` and :meth:`vouch` vouch for it); CalendarNotFound."""
+        ...
+
+    async def vouch(self, conn: Connection, calendar: BookingCalendar) -> None:
+        """:class:`CalendarChanged` unless ``calendar`` is the stored version (one read)."""
         ...
 
     async def outlook_busy(
@@ -267,7 +271,7 @@ class Bookings:
         already used): the transaction of :meth:`book` decides, from the start."""
         async with self.uow.connection() as conn:
             try:
-                plan = await self._plan(conn, sub_account_id, new)
+                plan = await self._plan(conn, sub_account_id, new, answering=False)
                 eligible, busy = await self._read(
                     conn, plan.calendar, plan.candidates, plan.all_of_them, plan.window, plan.now
                 )
@@ -283,14 +287,25 @@ class Bookings:
             )
         return Answer(status, body) if stored else None
 
-    async def _plan(self, conn: Connection, sub_account_id: str, new: NewBooking) -> _Plan:
+    async def _plan(
+        self, conn: Connection, sub_account_id: str, new: NewBooking, *, answering: bool
+    ) -> _Plan:
         """The calendar (perhaps cached: the read of time checks its version), the members
         that may take the booking and the time it blocks; or the error that refuses it before
-        any read of time."""
+        any read of time. ``answering``: such an error will be the answer, so a cached calendar
+        that refuses is first checked against the stored version (:class:`CalendarChanged`)."""
         check_times(new.start, new.end)
         calendar = await self.sources.calendar_unlocked(
             conn, sub_account_id, new.booking_calendar_id
         )
+        try:
+            return self._plan_of(calendar, new)
+        except (BookingError, *REPLAYABLE_ELSEWHERE):
+            if answering:
+                await self.sources.vouch(conn, calendar)
+            raise
+
+    def _plan_of(self, calendar: BookingCalendar, new: NewBooking) -> _Plan:
         if new.use_outlook_conflicts:
             require_outlook_supported(calendar)
         candidates, all_of_them = members_to_hold(calendar, new.user_id)
@@ -306,7 +321,7 @@ class Bookings:
         members' locks, four round trips with the commit (each one holds every attempt queued
         on those members)."""
         conn = work.connection
-        plan = await self._plan(conn, sub_account_id, new)
+        plan = await self._plan(conn, sub_account_id, new, answering=True)
         calendar, candidates, all_of_them = plan.calendar, plan.candidates, plan.all_of_them
         window, now = plan.window, plan.now
         # The calendar held against deletion and the members locked, in one statement; then
