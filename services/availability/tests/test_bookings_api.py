@@ -292,6 +292,22 @@ async def test_free_slots_subtract_bookings_and_outlook_time(h: Harness) -> None
     assert body["stale"] == []
 
 
+def all_week(user_id: str) -> list[dict[str, Any]]:
+    """The members of a calendar of one member, working around the clock."""
+    return [{"user_id": user_id, "time_zone": "UTC", "working_hours": ALL_WEEK}]
+
+
+async def replace_calendar(h: Harness, cal: str, client: Any = None, **changes: Any) -> None:
+    """PUT the calendar as it is stored, with ``changes`` (through ``client``: another
+    replica's)."""
+    client = client or h.client
+    url = f"/v1/sub-accounts/{h.sub}/calendars/{cal}"
+    current = await (await client.get(url, headers=h.headers())).json()
+    body = {k: current[k] for k in ("name", "type", "members", "slot_minutes")} | changes
+    replaced = await client.put(url, json=body, headers=h.headers())
+    assert replaced.status == 200, await replaced.text()
+
+
 # --- the booking path's calendar cache: a cached calendar never decides an answer ------------
 
 
@@ -304,21 +320,13 @@ async def test_a_calendar_changed_after_it_was_cached_books_by_the_stored_one(h:
     await problem(await h.book(cal, at(11), at(12)), 409, "slot_unavailable")
     # Another replica (here: the PUT, which leaves this replica's cache alone) gives the
     # calendar to bob: ann's Outlook time no longer refuses, and the booking is bob's.
-    url = f"/v1/sub-accounts/{h.sub}/calendars/{cal}"
-    current = await (await h.client.get(url, headers=h.headers())).json()
-    body = {k: current[k] for k in ("name", "type", "slot_minutes")} | {
-        "members": [{"user_id": "bob", "time_zone": "UTC", "working_hours": ALL_WEEK}]
-    }
-    replaced = await h.client.put(url, json=body, headers=h.headers())
-    assert replaced.status == 200, await replaced.text()
+    await replace_calendar(h, cal, members=all_week("bob"))
     resp = await h.book(cal, at(11), at(12))
     assert resp.status == 201, await resp.text()
     assert [m["user_id"] for m in (await resp.json())["members"]] == ["bob"]
     # A buffer added since is kept: 12:00-13:00 now needs 11:00-13:00 free, and bob's booking
     # holds 11:00-12:00.
-    buffered = body | {"buffer_before_minutes": 60}
-    replaced = await h.client.put(url, json=buffered, headers=h.headers())
-    assert replaced.status == 200, await replaced.text()
+    await replace_calendar(h, cal, buffer_before_minutes=60)
     await problem(await h.book(cal, at(12), at(13)), 409, "slot_unavailable")
 
 
@@ -347,10 +355,7 @@ async def test_free_slots_follow_a_calendar_changed_after_it_was_cached(h: Harne
         return [s["start"] for s in (await resp.json())["slots"]]
 
     assert await slot_starts() == [at(9).isoformat(), at(10).isoformat()]  # cached now
-    current = await (await h.client.get(url, headers=h.headers())).json()
-    body = {k: current[k] for k in ("name", "type", "members")} | {"slot_minutes": 30}
-    replaced = await h.client.put(url, json=body, headers=h.headers())
-    assert replaced.status == 200, await replaced.text()
+    await replace_calendar(h, cal, slot_minutes=30)
     assert await slot_starts() == [at(h).isoformat() for h in (9, 9.5, 10, 10.5)]
     assert (await h.client.delete(url, headers=h.headers())).status == 204
     resp = await h.client.get(f"{url}/free-slots", params=query, headers=h.headers())
@@ -365,14 +370,8 @@ async def test_a_calendar_replaced_through_another_replica_books_by_the_stored_o
     cal = await h.calendar("personal", ["ann"])
     await h.outlook_busy(ann, at(11), at(12))
     await problem(await h.book(cal, at(11), at(12)), 409, "slot_unavailable")  # cached here
-    url = f"/v1/sub-accounts/{h.sub}/calendars/{cal}"
     async for other in serve(h.settings):  # a second replica on the same database
-        current = await (await other.client.get(url, headers=h.headers())).json()
-        body = {k: current[k] for k in ("name", "type", "slot_minutes")} | {
-            "members": [{"user_id": "bob", "time_zone": "UTC", "working_hours": ALL_WEEK}]
-        }
-        replaced = await other.client.put(url, json=body, headers=h.headers())
-        assert replaced.status == 200, await replaced.text()
+        await replace_calendar(h, cal, client=other.client, members=all_week("bob"))
     resp = await h.book(cal, at(11), at(12))
     assert resp.status == 201, await resp.text()
     assert [m["user_id"] for m in (await resp.json())["members"]] == ["bob"]
@@ -386,13 +385,7 @@ async def test_a_refusal_by_a_cached_calendar_is_checked_against_the_stored_one(
     members = [{"user_id": "ann", "time_zone": "UTC", "working_hours": monday_nine_to_five}]
     cal = await h.calendar("personal", ["ann"], members=members)
     assert (await h.book(cal, at(9), at(10))).status == 201  # cached here
-    url = f"/v1/sub-accounts/{h.sub}/calendars/{cal}"
-    current = await (await h.client.get(url, headers=h.headers())).json()
-    body = {k: current[k] for k in ("name", "type", "slot_minutes")} | {
-        "members": [{"user_id": "ann", "time_zone": "UTC", "working_hours": ALL_WEEK}]
-    }
-    replaced = await h.client.put(url, json=body, headers=h.headers())
-    assert replaced.status == 200, await replaced.text()
+    await replace_calendar(h, cal, members=all_week("ann"))
     # 20:00 is outside the cached calendar's hours, inside the stored one's: booked, and the
     # key's answer is the booking, not a refusal made from the old hours.
     key = uuid.uuid4().hex
@@ -409,10 +402,7 @@ async def test_free_slots_judge_the_event_rule_by_the_stored_calendar(h: Harness
     query = {"start": at(9).isoformat(), "end": at(11).isoformat()}
     slots = await h.client.get(f"{url}/free-slots", params=query, headers=h.headers())
     assert slots.status == 200, await slots.text()  # cached here, as an event calendar
-    current = await (await h.client.get(url, headers=h.headers())).json()
-    body = {k: current[k] for k in ("name", "members", "slot_minutes")} | {"type": "personal"}
-    replaced = await h.client.put(url, json=body, headers=h.headers())
-    assert replaced.status == 200, await replaced.text()
+    await replace_calendar(h, cal, type="personal")
     with_outlook = query | {"include_outlook": "true"}
     slots = await h.client.get(f"{url}/free-slots", params=with_outlook, headers=h.headers())
     assert slots.status == 200, await slots.text()

@@ -55,14 +55,16 @@ class ProjectionSources:
             calendar.id,
             calendar.sub_account_id,
         )
-        if stored != calendar.version:
-            self.forget(calendar)
-            raise CalendarChanged()
+        self.confirm(calendar, stored)
 
-    def forget(self, calendar: BookingCalendar) -> None:
-        """Drop ``calendar`` from the cache (it is no longer the stored one)."""
+    def confirm(self, calendar: BookingCalendar, stored_version: int | None) -> None:
+        """:class:`CalendarChanged` (and ``calendar`` dropped from the cache) unless
+        ``stored_version`` (None: the calendar is gone) is ``calendar``'s."""
+        if stored_version == calendar.version:
+            return
         if self.cache is not None:
             self.cache.drop(calendar.sub_account_id, str(calendar.id))
+        raise CalendarChanged()
 
     async def outlook_busy(
         self,
@@ -103,9 +105,7 @@ class ProjectionSources:
             conn, sub_account_id, user_ids, start, end, outlook=outlook, freshness=policed,
             calendar_id=calendar.id,
         )  # fmt: skip
-        if found.calendar_version != calendar.version:
-            self.forget(calendar)
-            raise CalendarChanged()
+        self.confirm(calendar, found.calendar_version)
         stale: dict[str, list[dict[str, Any]]] = {}
         for f in found.calendars:
             if f.is_stale(now, calendar.stale_after):

@@ -105,10 +105,7 @@ async def members_window(
 ) -> Window:
     """What is known of the members over ``[start, end)``, in one round trip; with
     ``calendar_id``, that booking calendar's stored version too."""
-    args: list[object] = [sub_account_id, list(user_ids), start, end]
-    if calendar_id is not None:
-        args.append(calendar_id)
-    rows = await conn.fetch(_STATEMENTS[(outlook, freshness, calendar_id is not None)], *args)
+    rows = await _fetch(conn, sub_account_id, user_ids, start, end, outlook, freshness, calendar_id)
     busy: list[BusyInterval] = []
     calendars: list[CalendarFreshness] = []
     version: int | None = None
@@ -151,10 +148,7 @@ async def members_busy_spans(
 ) -> Spans:
     """:func:`members_window` for free slots: busy time as the slot computation takes it
     (times and whether from Outlook, per member), without building each interval's details."""
-    args: list[object] = [sub_account_id, list(user_ids), start, end]
-    if calendar_id is not None:
-        args.append(calendar_id)
-    rows = await conn.fetch(_STATEMENTS[(outlook, freshness, calendar_id is not None)], *args)
+    rows = await _fetch(conn, sub_account_id, user_ids, start, end, outlook, freshness, calendar_id)
     busy: dict[str, list[Busy]] = {u: [] for u in user_ids}
     calendars: list[CalendarFreshness] = []
     version: int | None = None
@@ -167,6 +161,22 @@ async def members_busy_spans(
         else:
             busy.setdefault(user_id, []).append(Busy(begins, ends, kind == "outlook"))
     return Spans(busy, calendars, version)
+
+
+async def _fetch(
+    conn: Connection,
+    sub_account_id: str,
+    user_ids: Sequence[str],
+    start: datetime,
+    end: datetime,
+    outlook: bool,
+    freshness: bool,
+    calendar_id: UUID | None,
+) -> list[Record]:
+    args: list[object] = [sub_account_id, list(user_ids), start, end]
+    if calendar_id is not None:
+        args.append(calendar_id)
+    return await conn.fetch(_STATEMENTS[(outlook, freshness, calendar_id is not None)], *args)
 
 
 def _freshness(r: Record) -> CalendarFreshness:

@@ -20,7 +20,7 @@ from calsync_availability.adapters import member_busy_query
 from calsync_availability.adapters.availability_sources import ProjectionSources, freshness_json
 from calsync_availability.adapters.calendar_cache import CalendarCache
 from calsync_availability.domain.booking_calendars import BookingCalendar
-from calsync_availability.domain.bookings import BusyInterval
+from calsync_availability.domain.bookings import BusyInterval, CalendarChanged
 from calsync_availability.domain.errors import InvalidWindow
 from calsync_availability.domain.projection import CalendarFreshness
 from calsync_availability.domain.slots import (
@@ -109,9 +109,11 @@ class AvailabilityQueries:
                     conn, sub_account_id, hosts, wide_start, wide_end, outlook=outlook,
                     freshness=outlook, calendar_id=calendar.id,
                 )  # fmt: skip
-                if found.calendar_version == calendar.version:
+                try:
+                    self.sources.confirm(calendar, found.calendar_version)
                     break
-                self.sources.forget(calendar)  # changed or gone: read it again
+                except CalendarChanged:
+                    continue  # changed or gone: read it again, from the database
             else:
                 raise RetryLater("the booking calendar kept changing")
         if include_outlook:  # the stored calendar's type, not a cached one's
