@@ -51,7 +51,7 @@ import asyncpg
 from asyncpg import Range
 
 from calsync_availability.adapters import busy_queries
-from calsync_availability.bootstrap import MIGRATIONS, SERVICE
+from calsync_availability.bootstrap import MIGRATIONS, SERVICE, SESSION
 from calsync_common.http.auth import AuthSettings, mint
 from calsync_common.postgres.migrations import upgrade
 
@@ -451,10 +451,14 @@ async def measured(
 
 
 async def raw_busy_sql(dsn: str, users: int, clients: int, seconds: float) -> dict[str, Any]:
-    """The projection's busy statement alone, ``clients`` asyncpg connections in this process."""
+    """The projection's busy statement alone, ``clients`` asyncpg connections in this process,
+    with the service's session parameters (generic plans, as the service runs it: planned once
+    per connection, not on every call)."""
     latencies: list[float] = []
     rng = random.Random(3)
-    async with asyncpg.create_pool(dsn, min_size=clients, max_size=clients) as pool:
+    async with asyncpg.create_pool(
+        dsn, min_size=clients, max_size=clients, server_settings=SESSION
+    ) as pool:
 
         async def client(until: float, record: bool) -> None:
             async with pool.acquire() as conn:

@@ -27,7 +27,9 @@ import json
 import os
 import platform
 import random
+import signal
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -54,7 +56,7 @@ from calsync_common.contracts.base import EventPayload
 from calsync_common.contracts.calendar_events import CalendarEventUpserted
 from calsync_common.contracts.connections import ConnectionSnapshot, MicrosoftAccount
 from calsync_common.contracts.envelope import Envelope, decode_record, encode
-from calsync_common.contracts.topics import CALENDAR_EVENTS, DEAD_LETTER
+from calsync_common.contracts.topics import CALENDAR_EVENTS, DEAD_LETTER, topic_named
 from calsync_common.kafka.admin import ensure_topics
 from calsync_common.kafka.consumer import ConsumedEvent, ConsumerConfig, ConsumerRunner
 from calsync_common.kafka.producer import EventPublisher
@@ -231,19 +233,14 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-async def consume_rate(
-    pool: asyncpg.Pool,
-    publisher: EventPublisher,
-    prefix: str,
-    group: str,
-    topics: list[str],
-    total: int,
-) -> dict[str, Any]:
-    """Run the service's consumers of ``topics`` until ``total`` records are applied; the rate
-    from the first committed batch to the last (group join excluded)."""
+@contextlib.asynccontextmanager
+async def consumers(
+    pool: asyncpg.Pool, publisher: EventPublisher, prefix: str, group: str, topics: list[str]
+) -> AsyncIterator[list[ConsumerRunner[Any]]]:
+    """The service's consumers of ``topics`` (its batch sizes and handlers), running."""
     uow = PostgresUnitOfWork(pool, SOURCE, AvailabilityWork)
-    freeze_heap()
     async with contextlib.AsyncExitStack() as stack:
+        runners: list[ConsumerRunner[Any]] = []
         for _, topic, short, handler, batch_handler in PROJECTION_CONSUMERS:
             if topic not in topics:
                 continue
@@ -265,22 +262,128 @@ async def consume_rate(
                 batch_handler=batch_handler,
             )
             await stack.enter_async_context(running(runner))
-        first: tuple[float, int] | None = None
+            runners.append(runner)
+        yield runners
+
+
+async def replica(dsn: str, prefix: str, group: str, topics: list[str]) -> None:
+    """One replica's consumers, in a process of its own as a service replica is: prints its
+    assignment (partitions per group) as a JSON line whenever it changes; stops on SIGTERM."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    bootstrap = os.environ["CALSYNC_KAFKA_BOOTSTRAP"]
+    publisher = EventPublisher(bootstrap, client_id="bench-replica", source="/calsync/bench")
+    await publisher.start()
+    try:
+        async with (
+            asyncpg.create_pool(dsn, min_size=2, max_size=20, server_settings=SESSION) as pool,
+            consumers(pool, publisher, prefix, group, topics) as runners,
+        ):
+            freeze_heap()
+            shown: dict[str, list[int]] | None = None
+            while not stop.is_set():
+                held = {
+                    r.config.group_id: sorted(tp.partition for tp in r.consumer.assignment())
+                    for r in runners
+                }
+                if held != shown:
+                    print(json.dumps(held), flush=True)
+                    shown = held
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.02)
+    finally:
+        await publisher.stop()
+
+
+def partition_count(topic: str) -> int:
+    entry = topic_named(topic)
+    assert entry is not None, topic
+    return entry.partitions
+
+
+async def consume_rate(
+    pool: asyncpg.Pool,
+    dsn: str,
+    prefix: str,
+    group: str,
+    topics: list[str],
+    total: int,
+    replicas: int,
+) -> dict[str, Any]:
+    """Run the service's consumers of ``topics`` in ``replicas`` processes of their own (as
+    service replicas run) until ``total`` records are applied. The rate counts from the moment
+    the replicas share every topic's partitions (the group's joins and rebalances excluded) to
+    the last record; ``from_first_commit_events_per_s`` from the first committed batch."""
+    partitions = {
+        f"{group}-{short}": partition_count(topic)
+        for _, topic, short, _, _ in PROJECTION_CONSUMERS
+        if topic in topics
+    }
+    held: list[dict[str, list[int]]] = [{} for _ in range(replicas)]
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "replica",
+            dsn,
+            prefix,
+            group,
+            ",".join(topics),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for _ in range(replicas)
+    ]
+
+    async def follow(n: int, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for line in proc.stdout:
+            held[n] = json.loads(line)
+
+    def shared() -> bool:
+        """Every group's partitions held, each by one replica, and each replica holding some
+        (a group with fewer partitions than replicas: just all of them held)."""
+        for g, count in partitions.items():
+            shares = [h.get(g, []) for h in held]
+            if sum(map(len, shares)) != count or len({p for s in shares for p in s}) != count:
+                return False
+            if count >= replicas and not all(shares):
+                return False
+        return True
+
+    followers = [asyncio.create_task(follow(n, p)) for n, p in enumerate(procs)]
+    first: tuple[float, int] | None = None
+    steady: tuple[float, int] | None = None
+    try:
         async with asyncio.timeout(900):
             while True:
                 done = await applied(pool, group)
                 now = time.perf_counter()
                 if first is None and done > 0:
                     first = (now, done)
+                if steady is None and shared():
+                    steady = (now, done)
                 if done >= total:
                     break
+                if any(p.returncode is not None for p in procs):
+                    raise RuntimeError("a replica exited before the records were applied")
                 await asyncio.sleep(0.05)
-    assert first is not None
-    elapsed = now - first[0]
+    finally:
+        for p in procs:
+            if p.returncode is None:
+                p.terminate()
+        for p in procs:
+            await p.wait()
+        for f in followers:
+            f.cancel()
+    if first is None or steady is None:
+        raise RuntimeError("every record was applied before the replicas shared the partitions")
     return {
         "records": total,
-        "events_per_s": round((total - first[1]) / elapsed, 1),
-        "seconds": round(elapsed, 2),
+        "replicas": replicas,
+        "events_per_s": round((total - steady[1]) / (now - steady[0]), 1),
+        "records_counted": total - steady[1],
+        "seconds": round(now - steady[0], 2),
+        "from_first_commit_events_per_s": round((total - first[1]) / (now - first[0]), 1),
     }
 
 
@@ -370,29 +473,45 @@ async def main(args: argparse.Namespace) -> None:
         snapshots = [(snapshot(u), 1) for u in range(args.users)]
         items = stream_events(args.users, args.events_per_user, args.stream)
         await publish(publisher, prefix, [*snapshots, *items])
-        async with database(admin_dsn) as (_, pool):
+        async with database(admin_dsn) as (dsn, pool):
             results["dataset"] = await load(pool, args.users, args.events_per_user)
             results["busy_query_raw_sql"] = await busy_query_rate(
                 pool, args.users, args.clients, args.query_seconds
             )
-            steady = await consume_rate(
-                pool, publisher, prefix, "bench-steady", [CALENDAR_EVENTS.name], args.stream
+            results["steady_state_runner"] = await consume_rate(
+                pool, dsn, prefix, "bench-steady", [CALENDAR_EVENTS.name], args.stream, 1
             )
-            steady["ratio_to_copy"] = round(
-                steady["events_per_s"] / results["dataset"]["copy_rows_per_s"], 3
-            )
-            results["steady_state_runner"] = steady
         async with database(admin_dsn) as (_, pool):
             await load(pool, args.users, args.events_per_user)
             results["steady_state_batched"] = await batched_rate(
                 pool, bootstrap, prefix, args.stream
             )
-        async with database(admin_dsn) as (_, pool):
-            topics = [c[1] for c in PROJECTION_CONSUMERS]
-            rebuild = await consume_rate(
-                pool, publisher, prefix, "bench-rebuild", topics, args.stream + args.users
-            )
-            results["rebuild_by_replay"] = rebuild
+        if args.replicas > 1:
+            async with database(admin_dsn) as (dsn, pool):
+                await load(pool, args.users, args.events_per_user)
+                results["steady_state_replicas"] = await consume_rate(
+                    pool,
+                    dsn,
+                    prefix,
+                    "bench-steady-replicas",
+                    [CALENDAR_EVENTS.name],
+                    args.stream,
+                    args.replicas,
+                )
+        for name in ("steady_state_runner", "steady_state_replicas"):
+            if name in results:
+                results[name]["ratio_to_copy"] = round(
+                    results[name]["events_per_s"] / results["dataset"]["copy_rows_per_s"], 3
+                )
+        topics = [c[1] for c in PROJECTION_CONSUMERS]
+        rebuilds = {"rebuild_by_replay": 1, "rebuild_by_replay_replicas": args.replicas}
+        for name, replicas in rebuilds.items():
+            if replicas == 1 and name != "rebuild_by_replay":
+                continue
+            async with database(admin_dsn) as (dsn, pool):
+                results[name] = await consume_rate(
+                    pool, dsn, prefix, f"bench-{name}", topics, args.stream + args.users, replicas
+                )
     finally:
         await publisher.stop()
     report = {
@@ -407,12 +526,19 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["replica"]:
+        dsn, prefix, group, topics = sys.argv[2:6]
+        asyncio.run(replica(dsn, prefix, group, topics.split(",")))
+        sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--users", type=int, default=1_000)
     parser.add_argument("--events-per-user", type=int, default=500)
     parser.add_argument(
         "--stream", type=int, default=150_000, help="events applied (30,000 ran ~1.5 s: noise)"
+    )
+    parser.add_argument(
+        "--replicas", type=int, default=2, help="service processes of the second runs"
     )
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--query-seconds", type=float, default=10.0)
