@@ -5,11 +5,15 @@
   baseline: rows/s into the same table, same run);
 * steady state: ``--stream`` calendar events (updates of loaded events and new ones, per-calendar
   sequences continuing the loaded ones) published to Kafka first, then applied by the service's
-  own consumer (``ConsumerRunner`` + ``on_calendar_event``, offsets and sequences in the same
-  transaction) into the loaded database: events/s, and the ratio to the COPY rate;
+  own consumers (``ConsumerRunner`` with the service's handlers and batch size, offsets and
+  sequences in the same transaction) into the loaded database, run as replica processes of
+  their own: one, then ``--replicas`` (default 2) on a fresh load: events/s, and the ratio to
+  the COPY rate. Rates count from the moment the replicas share the partitions (the group's
+  joins excluded; ``from_first_commit_events_per_s`` includes them);
 * batched: the same records applied by ``apply_calendar_records`` one Kafka batch per
   transaction (what the handler does when handed a whole batch; no runner, no offsets);
-* rebuild: every topic replayed from offset 0 into an empty database by the three consumers;
+* rebuild: every topic replayed from offset 0 into an empty database by the three consumers,
+  one replica, then ``--replicas``;
 * busy query: ``busy_queries.outlook_busy`` for one random member over 7 days, ``--clients``
   concurrent asyncpg clients for ``--query-seconds``: queries/s, p50/p99 ms, and its plan
   (EXPLAIN ANALYZE).
