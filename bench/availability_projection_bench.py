@@ -508,10 +508,10 @@ async def main(args: argparse.Namespace) -> None:
                     results[name]["events_per_s"] / results["dataset"]["copy_rows_per_s"], 3
                 )
         topics = [c[1] for c in PROJECTION_CONSUMERS]
-        rebuilds = {"rebuild_by_replay": 1, "rebuild_by_replay_replicas": args.replicas}
-        for name, replicas in rebuilds.items():
-            if replicas == 1 and name != "rebuild_by_replay":
-                continue
+        rebuilds = [("rebuild_by_replay", 1)]
+        if args.replicas > 1:
+            rebuilds.append(("rebuild_by_replay_replicas", args.replicas))
+        for name, replicas in rebuilds:
             async with database(admin_dsn) as (dsn, pool):
                 results[name] = await consume_rate(
                     pool, dsn, prefix, f"bench-{name}", topics, args.stream + args.users, replicas
