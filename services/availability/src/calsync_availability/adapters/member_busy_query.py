@@ -106,22 +106,15 @@ async def members_window(
     """What is known of the members over ``[start, end)``, in one round trip; with
     ``calendar_id``, that booking calendar's stored version too."""
     rows = await _fetch(conn, sub_account_id, user_ids, start, end, outlook, freshness, calendar_id)
-    busy: list[BusyInterval] = []
-    calendars: list[CalendarFreshness] = []
-    version: int | None = None
-    for r in rows:
-        if r["kind"] == "calendar":
-            calendars.append(_freshness(r))
-        elif r["kind"] == "calendar_version":
-            version = r["calendar_version"]
-        else:
-            busy.append(
-                BusyInterval(
-                    r["user_id"], r["start"], r["end"], r["kind"],
-                    booking_id=r["booking_id"], connection_id=r["connection_id"],
-                    calendar_id=r["calendar_id"], event_id=r["event_id"], show_as=r["show_as"],
-                )
-            )  # fmt: skip
+    times, calendars, version = _split(rows)
+    busy = [
+        BusyInterval(
+            r["user_id"], r["start"], r["end"], r["kind"],
+            booking_id=r["booking_id"], connection_id=r["connection_id"],
+            calendar_id=r["calendar_id"], event_id=r["event_id"], show_as=r["show_as"],
+        )
+        for r in times
+    ]  # fmt: skip
     return Window(busy, calendars, version)
 
 
@@ -149,17 +142,11 @@ async def members_busy_spans(
     """:func:`members_window` for free slots: busy time as the slot computation takes it
     (times and whether from Outlook, per member), without building each interval's details."""
     rows = await _fetch(conn, sub_account_id, user_ids, start, end, outlook, freshness, calendar_id)
+    times, calendars, version = _split(rows)
     busy: dict[str, list[Busy]] = {u: [] for u in user_ids}
-    calendars: list[CalendarFreshness] = []
-    version: int | None = None
-    for r in rows:
+    for r in times:
         kind, user_id, begins, ends = r[0], r[1], r[2], r[3]
-        if kind == "calendar":
-            calendars.append(_freshness(r))
-        elif kind == "calendar_version":
-            version = r["calendar_version"]
-        else:
-            busy.setdefault(user_id, []).append(Busy(begins, ends, kind == "outlook"))
+        busy.setdefault(user_id, []).append(Busy(begins, ends, kind == "outlook"))
     return Spans(busy, calendars, version)
 
 
@@ -177,6 +164,23 @@ async def _fetch(
     if calendar_id is not None:
         args.append(calendar_id)
     return await conn.fetch(_STATEMENTS[(outlook, freshness, calendar_id is not None)], *args)
+
+
+def _split(rows: list[Record]) -> tuple[list[Record], list[CalendarFreshness], int | None]:
+    """The statement's rows apart: busy time (bookings, Outlook), the Conflict Calendars'
+    freshness, and the booking calendar's stored version (None when not asked or gone)."""
+    times: list[Record] = []
+    calendars: list[CalendarFreshness] = []
+    version: int | None = None
+    for r in rows:
+        kind = r[0]
+        if kind == "calendar":
+            calendars.append(_freshness(r))
+        elif kind == "calendar_version":
+            version = r["calendar_version"]
+        else:
+            times.append(r)
+    return times, calendars, version
 
 
 def _freshness(r: Record) -> CalendarFreshness:
